@@ -1,0 +1,43 @@
+/* lmforge core: status codes with a per-thread error message, an assert that stays on in release
+ * builds, aligned allocation, a counter-based RNG (reproducible per step, per element, per thread
+ * count) and a monotonic clock. Everything else in lmforge builds on these. */
+#ifndef LMFORGE_CORE_H
+#define LMFORGE_CORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum {
+    LF_OK = 0,
+    LF_ERR_IO,      /* a file could not be opened, read or written */
+    LF_ERR_FORMAT,  /* a file's content is malformed or unsupported */
+    LF_ERR_ARG,     /* a caller passed an invalid value */
+    LF_ERR_NOMEM,   /* an allocation failed */
+    LF_ERR_NOTFOUND /* a named thing (tensor, key) does not exist */
+} lf_status;
+
+/* Library functions that fail set a one-line message (file, problem, hint) and return a status;
+ * they never print or exit. The message is per thread. */
+void lf_set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+const char *lf_last_error(void);
+const char *lf_status_name(lf_status s);
+
+/* Invariant checks: on in every build, never used for user input. */
+void lf_assert_fail(const char *expr, const char *file, int line) __attribute__((noreturn));
+#define LF_ASSERT(e) ((e) ? (void)0 : lf_assert_fail(#e, __FILE__, __LINE__))
+
+/* 64-byte aligned allocation (zeroed); NULL with an error message on failure. */
+void *lf_alloc(size_t bytes);
+void lf_free(void *p);
+
+/* Counter-based RNG: the value depends only on (seed, stream, counter), so dropout masks can be
+ * regenerated in backward instead of stored and results do not depend on the thread schedule. */
+uint64_t lf_hash64(uint64_t seed, uint64_t stream, uint64_t counter);
+static inline float lf_u01(uint64_t h) { return (float)(h >> 40) * (1.0f / 16777216.0f); }
+/* standard normal from two counters (Box-Muller) */
+float lf_randn(uint64_t seed, uint64_t stream, uint64_t counter);
+
+double lf_now(void); /* seconds, monotonic */
+int lf_num_threads(void);
+
+#endif

@@ -1,0 +1,48 @@
+/* lmforge optimizer: AdamW with decoupled weight decay over the model's parameter table (only
+ * trainable tensors; the decay group comes from each tensor's flags), learning-rate schedules,
+ * global-norm gradient clipping. Gradient accumulation is the caller summing several backward
+ * passes (each with loss_scale = 1/steps) before one lf_optim_step. */
+#ifndef LMFORGE_OPTIM_H
+#define LMFORGE_OPTIM_H
+
+#include "lmforge/model.h"
+
+typedef enum { LF_SCHED_CONSTANT = 0, LF_SCHED_LINEAR, LF_SCHED_COSINE } lf_sched_kind;
+
+typedef struct {
+    lf_sched_kind kind;
+    float lr;          /* peak learning rate */
+    float min_lr;      /* floor reached at total_steps (linear, cosine) */
+    int warmup_steps;  /* linear ramp from lr/warmup to lr */
+    int total_steps;
+} lf_schedule;
+
+/* learning rate for 0-based step */
+float lf_schedule_lr(const lf_schedule *s, int step);
+lf_status lf_schedule_parse(const char *name, lf_sched_kind *kind);
+
+typedef struct {
+    float beta1, beta2, eps;
+    float weight_decay;
+    float grad_clip;       /* max global L2 norm; <= 0 disables */
+    int decay_embeddings;  /* also decay embedding tables (off by default) */
+    int decay_norms_biases;/* also decay norm weights and biases (off by default) */
+} lf_adamw_config;
+
+void lf_adamw_defaults(lf_adamw_config *c); /* 0.9, 0.999, 1e-8, wd 0.01, clip 1.0 */
+
+typedef struct lf_optim lf_optim;
+lf_status lf_optim_init(lf_optim **out, lf_model *m, const lf_adamw_config *cfg);
+void lf_optim_free(lf_optim *o);
+
+/* Global L2 norm of the trainable gradients (deterministic). */
+float lf_optim_grad_norm(lf_optim *o);
+/* Clip (if configured), then one AdamW update at learning rate lr. Returns the pre-clip norm in
+ * *norm. If the norm is not finite the update is skipped and LF_ERR_ARG is returned. */
+lf_status lf_optim_step(lf_optim *o, float lr, float *norm);
+int lf_optim_t(const lf_optim *o); /* updates applied so far */
+
+/* Moments for checkpointing, in parameter-table order (trainable tensors only) */
+float *lf_optim_moment(lf_optim *o, int param_index, int which /* 0 = m, 1 = v */);
+
+#endif

@@ -1,0 +1,17 @@
+/* lmforge command-line: one file per subcommand; this header lists them. Only the CLI prints
+ * usage or exits. */
+#ifndef LF_CLI_H
+#define LF_CLI_H
+
+int cmd_demo(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
+
+/* prints "lmforge <cmd>: <message>" from lf_last_error() and returns 1 */
+int cli_fail(const char *cmd);
+/* strict number parsing for options: returns 0 on success */
+int cli_parse_float(const char *s, float *out);
+int cli_parse_int(const char *s, int *out);
+
+#endif

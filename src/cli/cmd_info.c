@@ -1,0 +1,53 @@
+/* lmforge info MODEL / lmforge convert MODEL OUTDIR: inspect a model's configuration and named
+ * parameter table; re-save any loadable model as a Hugging Face directory. */
+#include "cli.h"
+#include "lmforge/ckpt.h"
+#include "lmforge/model.h"
+
+#include <stdio.h>
+#include <string.h>
+
+int cmd_info(int argc, char **argv) {
+    if (argc != 2 || argv[1][0] == '-') {
+        printf("usage: lmforge info MODEL   (a Hugging Face model directory or a llama2.c .bin file)\n");
+        return argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) ? 0 : 2;
+    }
+    lf_model *m;
+    if (lf_model_load(&m, argv[1])) return cli_fail("info");
+    const lf_config *c = lf_model_config(m);
+    printf("architecture   %s\n", c->arch == LF_ARCH_GPT2 ? "gpt2" : "llama");
+    printf("vocab_size     %d\nd_model        %d\nn_layer        %d\nn_head         %d\nn_kv_head      %d\n"
+           "head_dim       %d\nd_ff           %d\nmax_seq        %d\nnorm_eps       %g\n",
+           c->vocab_size, c->d_model, c->n_layer, c->n_head, c->n_kv_head, c->head_dim, c->d_ff, c->max_seq,
+           c->norm_eps);
+    if (c->arch == LF_ARCH_LLAMA) printf("rope_theta     %g\n", c->rope_theta);
+    printf("tied head      %s\nparameters     %zu\n\n", c->tie_embeddings ? "yes" : "no", lf_model_num_scalars(m));
+    static const char *kinds[] = {"weight", "embed", "norm", "bias"};
+    for (int i = 0; i < lf_model_num_params(m); i++) {
+        lf_param *p = lf_model_param(m, i);
+        int64_t hs[2];
+        lf_param_hf_shape(p, hs);
+        char shape[48];
+        if (p->ndim == 2) snprintf(shape, sizeof shape, "[%lld, %lld]", (long long)hs[0], (long long)hs[1]);
+        else snprintf(shape, sizeof shape, "[%lld]", (long long)hs[0]);
+        printf("%-56s %-14s %-6s %s\n", p->name, shape, kinds[p->kind], (p->flags & LF_PARAM_DECAY) ? "decay" : "");
+    }
+    lf_model_free(m);
+    return 0;
+}
+
+int cmd_convert(int argc, char **argv) {
+    if (argc != 3 || argv[1][0] == '-') {
+        printf("usage: lmforge convert MODEL OUTDIR   (writes OUTDIR/config.json + model.safetensors)\n");
+        return argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) ? 0 : 2;
+    }
+    lf_model *m;
+    if (lf_model_load(&m, argv[1])) return cli_fail("convert");
+    if (lf_hf_save(m, argv[2])) {
+        lf_model_free(m);
+        return cli_fail("convert");
+    }
+    printf("wrote %s (%zu parameters)\n", argv[2], lf_model_num_scalars(m));
+    lf_model_free(m);
+    return 0;
+}

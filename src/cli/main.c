@@ -1,0 +1,67 @@
+/* lmforge: git-style dispatch to subcommands. With no subcommand it runs the built-in main job. */
+#include "cli.h"
+#include "lmforge/core.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define LMFORGE_VERSION "0.1.0"
+
+static const struct {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *help;
+} commands[] = {
+    {"demo", cmd_demo, "train a tiny model on a built-in text and print falling losses (the default)"},
+    {"verify", cmd_verify, "check a model against a reference file of logits, loss and gradients"},
+    {"info", cmd_info, "print a model's configuration and parameter table"},
+    {"convert", cmd_convert, "load a model (HF directory or llama2.c .bin) and save it as an HF directory"},
+};
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: lmforge [COMMAND] [ARGS...]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].help);
+    fprintf(f, "\nRun 'lmforge COMMAND --help' for a command's options. With no command, runs 'demo'.\n");
+}
+
+int cli_fail(const char *cmd) {
+    fprintf(stderr, "lmforge %s: %s\n", cmd, lf_last_error());
+    return 1;
+}
+
+int cli_parse_float(const char *s, float *out) {
+    char *end;
+    errno = 0;
+    float v = strtof(s, &end);
+    if (errno || end == s || *end) return -1;
+    *out = v;
+    return 0;
+}
+
+int cli_parse_int(const char *s, int *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < -2147483647L || v > 2147483647L) return -1;
+    *out = (int)v;
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) return cmd_demo(1, argv);
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("lmforge %s\n", LMFORGE_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "lmforge: unknown command '%s' (run 'lmforge --help' for the list)\n", argv[1]);
+    return 2;
+}

@@ -1,0 +1,569 @@
+/* The transformer: parameter table, activation plan and forward/backward for the GPT-2 and
+ * Llama families. Parameters live in one allocation carved by the table; gradients in a second
+ * (trainable parameters only); activations in a third, planned from one table of names and
+ * sizes for the current (B,T). */
+#include "lmforge/model.h"
+#include "lmforge/kernels.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    lf_param *ln1_w, *ln1_b, *qkv_w, *qkv_b, *q_w, *k_w, *v_w, *o_w, *o_b;
+    lf_param *ln2_w, *ln2_b, *fc_w, *fc_b, *gate_w, *up_w, *down_w, *down_b;
+} layer_params;
+
+typedef struct {
+    float *resid;          // (L+1,N,C) residual stream entering each layer, then the final one
+    float *mid;            // (L,N,C) after the attention residual
+    float *ln1, *ln1_mean, *ln1_rstd; // (L,N,C) (L,N) (L,N)
+    float *qkv;            // (L,N,S) after RoPE
+    float *att;            // (L,B,H,T,T) softmax probabilities
+    float *atty;           // (L,N,A)
+    float *ln2, *ln2_mean, *ln2_rstd;
+    float *fc;             // (L,N,FW) pre-activation (GPT-2: F; Llama: gate|up, 2F)
+    float *fca;            // (L,N,F) activated
+    float *lnf, *lnf_mean, *lnf_rstd; // (N,C) (N) (N)
+    float *logits;         // (N,V)
+    float *lse, *losses;   // (N) (N)
+    float *branch;         // (N,C) scratch: a residual branch before it is added
+    float *dres, *dbranch, *dln; // (N,C)
+    float *dqkv;           // (N,S)
+    float *datty;          // (N,A)
+    float *dfc;            // (N,FW)
+    float *dfca;           // (N,F)
+    float *att_scratch;    // per-thread attention work space
+} activations;
+
+struct lf_model {
+    lf_config cfg;
+    lf_param *params;
+    int nparams;
+    float *param_mem;
+    size_t param_scalars;
+    float *grad_mem;
+    int grads_planned;
+    layer_params *layers;
+    lf_param *wte, *wpe, *lnf_w, *lnf_b, *head; /* head == wte when tied */
+    float *rope_cos, *rope_sin;                 // (max_seq, hd/2)
+    /* activations for the current shape */
+    activations a;
+    void *act_mem;
+    int B, T;
+    int32_t *inputs, *targets; // (B,T)
+    int has_targets, counted, logits_valid, training;
+    uint64_t drop_seed;
+    float smoothing;
+};
+
+void lf_config_defaults(lf_config *c, lf_arch arch) {
+    memset(c, 0, sizeof *c);
+    c->arch = arch;
+    c->norm_eps = 1e-5f;
+    c->rope_theta = 10000.0f;
+    c->tie_embeddings = arch == LF_ARCH_GPT2;
+    c->init_std = 0.02f;
+    c->bos_id = c->eos_id = -1;
+}
+
+lf_status lf_config_check(const lf_config *c) {
+#define REQ(cond, ...)                                                                             \
+    if (!(cond)) {                                                                                 \
+        lf_set_error(__VA_ARGS__);                                                                 \
+        return LF_ERR_ARG;                                                                         \
+    }
+    REQ(c->arch == LF_ARCH_GPT2 || c->arch == LF_ARCH_LLAMA, "model config: unknown architecture %d", (int)c->arch);
+    REQ(c->vocab_size > 0 && c->vocab_size <= (1 << 24), "model config: vocab_size %d out of range (1..16777216)", c->vocab_size);
+    REQ(c->d_model > 0 && c->d_model <= 65536, "model config: d_model %d out of range", c->d_model);
+    REQ(c->n_layer > 0 && c->n_layer <= 1024, "model config: n_layer %d out of range", c->n_layer);
+    REQ(c->n_head > 0 && c->n_kv_head > 0 && c->n_head % c->n_kv_head == 0,
+        "model config: n_kv_head %d must divide n_head %d", c->n_kv_head, c->n_head);
+    REQ(c->head_dim > 0 && c->head_dim <= 4096, "model config: head_dim %d out of range", c->head_dim);
+    REQ(c->arch != LF_ARCH_LLAMA || c->head_dim % 2 == 0, "model config: RoPE needs an even head_dim, got %d", c->head_dim);
+    REQ(c->arch != LF_ARCH_GPT2 || (c->n_kv_head == c->n_head && c->n_head * c->head_dim == c->d_model),
+        "model config: GPT-2 needs n_kv_head == n_head and n_head*head_dim == d_model");
+    REQ(c->d_ff > 0 && c->d_ff <= (1 << 20), "model config: d_ff %d out of range", c->d_ff);
+    REQ(c->max_seq > 0 && c->max_seq <= (1 << 20), "model config: max_seq %d out of range", c->max_seq);
+    REQ(c->norm_eps > 0.0f, "model config: norm_eps must be > 0");
+    REQ(c->arch != LF_ARCH_LLAMA || c->rope_theta > 0.0f, "model config: rope_theta must be > 0");
+    REQ(c->dropout_embd >= 0 && c->dropout_embd < 1 && c->dropout_attn >= 0 && c->dropout_attn < 1 &&
+            c->dropout_resid >= 0 && c->dropout_resid < 1,
+        "model config: dropout rates must be in [0, 1)");
+#undef REQ
+    return LF_OK;
+}
+
+/* ---------------------------------------------------------------- parameter table */
+
+typedef struct {
+    lf_param *p;
+    int n, cap;
+} table_builder;
+
+static lf_param *add_param(table_builder *tb, lf_param_kind kind, int transposed, int64_t d0, int64_t d1,
+                           const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+static lf_param *add_param(table_builder *tb, lf_param_kind kind, int transposed, int64_t d0, int64_t d1,
+                           const char *fmt, ...) {
+    LF_ASSERT(tb->n < tb->cap);
+    lf_param *p = &tb->p[tb->n++];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(p->name, sizeof p->name, fmt, ap);
+    va_end(ap);
+    p->ndim = d1 > 0 ? 2 : 1;
+    p->shape[0] = d0;
+    p->shape[1] = d1 > 0 ? d1 : 1;
+    p->numel = (size_t)d0 * (size_t)(d1 > 0 ? d1 : 1);
+    p->kind = kind;
+    p->hf_transposed = transposed;
+    p->flags = LF_PARAM_TRAINABLE | (kind == LF_KIND_WEIGHT ? LF_PARAM_DECAY : 0);
+    return p;
+}
+
+/* The one table: Hugging Face names, our shapes, kinds. Order = memory order. */
+static void build_table(lf_model *m, table_builder *tb) {
+    const lf_config *c = &m->cfg;
+    int C = c->d_model, A = c->n_head * c->head_dim, KV = c->n_kv_head * c->head_dim, F = c->d_ff;
+    if (c->arch == LF_ARCH_GPT2) {
+        m->wte = add_param(tb, LF_KIND_EMBED, 0, c->vocab_size, C, "transformer.wte.weight");
+        m->wpe = add_param(tb, LF_KIND_EMBED, 0, c->max_seq, C, "transformer.wpe.weight");
+        for (int l = 0; l < c->n_layer; l++) {
+            layer_params *L = &m->layers[l];
+            L->ln1_w = add_param(tb, LF_KIND_NORM, 0, C, 0, "transformer.h.%d.ln_1.weight", l);
+            L->ln1_b = add_param(tb, LF_KIND_BIAS, 0, C, 0, "transformer.h.%d.ln_1.bias", l);
+            L->qkv_w = add_param(tb, LF_KIND_WEIGHT, 1, 3 * C, C, "transformer.h.%d.attn.c_attn.weight", l);
+            L->qkv_b = add_param(tb, LF_KIND_BIAS, 0, 3 * C, 0, "transformer.h.%d.attn.c_attn.bias", l);
+            L->o_w = add_param(tb, LF_KIND_WEIGHT, 1, C, A, "transformer.h.%d.attn.c_proj.weight", l);
+            L->o_b = add_param(tb, LF_KIND_BIAS, 0, C, 0, "transformer.h.%d.attn.c_proj.bias", l);
+            L->ln2_w = add_param(tb, LF_KIND_NORM, 0, C, 0, "transformer.h.%d.ln_2.weight", l);
+            L->ln2_b = add_param(tb, LF_KIND_BIAS, 0, C, 0, "transformer.h.%d.ln_2.bias", l);
+            L->fc_w = add_param(tb, LF_KIND_WEIGHT, 1, F, C, "transformer.h.%d.mlp.c_fc.weight", l);
+            L->fc_b = add_param(tb, LF_KIND_BIAS, 0, F, 0, "transformer.h.%d.mlp.c_fc.bias", l);
+            L->down_w = add_param(tb, LF_KIND_WEIGHT, 1, C, F, "transformer.h.%d.mlp.c_proj.weight", l);
+            L->down_b = add_param(tb, LF_KIND_BIAS, 0, C, 0, "transformer.h.%d.mlp.c_proj.bias", l);
+        }
+        m->lnf_w = add_param(tb, LF_KIND_NORM, 0, C, 0, "transformer.ln_f.weight");
+        m->lnf_b = add_param(tb, LF_KIND_BIAS, 0, C, 0, "transformer.ln_f.bias");
+        m->head = c->tie_embeddings ? m->wte
+                                    : add_param(tb, LF_KIND_WEIGHT, 0, c->vocab_size, C, "lm_head.weight");
+    } else {
+        m->wte = add_param(tb, LF_KIND_EMBED, 0, c->vocab_size, C, "model.embed_tokens.weight");
+        for (int l = 0; l < c->n_layer; l++) {
+            layer_params *L = &m->layers[l];
+            L->ln1_w = add_param(tb, LF_KIND_NORM, 0, C, 0, "model.layers.%d.input_layernorm.weight", l);
+            L->q_w = add_param(tb, LF_KIND_WEIGHT, 0, A, C, "model.layers.%d.self_attn.q_proj.weight", l);
+            L->k_w = add_param(tb, LF_KIND_WEIGHT, 0, KV, C, "model.layers.%d.self_attn.k_proj.weight", l);
+            L->v_w = add_param(tb, LF_KIND_WEIGHT, 0, KV, C, "model.layers.%d.self_attn.v_proj.weight", l);
+            L->o_w = add_param(tb, LF_KIND_WEIGHT, 0, C, A, "model.layers.%d.self_attn.o_proj.weight", l);
+            L->ln2_w = add_param(tb, LF_KIND_NORM, 0, C, 0, "model.layers.%d.post_attention_layernorm.weight", l);
+            L->gate_w = add_param(tb, LF_KIND_WEIGHT, 0, F, C, "model.layers.%d.mlp.gate_proj.weight", l);
+            L->up_w = add_param(tb, LF_KIND_WEIGHT, 0, F, C, "model.layers.%d.mlp.up_proj.weight", l);
+            L->down_w = add_param(tb, LF_KIND_WEIGHT, 0, C, F, "model.layers.%d.mlp.down_proj.weight", l);
+        }
+        m->lnf_w = add_param(tb, LF_KIND_NORM, 0, C, 0, "model.norm.weight");
+        m->head = c->tie_embeddings ? m->wte
+                                    : add_param(tb, LF_KIND_WEIGHT, 0, c->vocab_size, C, "lm_head.weight");
+    }
+}
+
+lf_status lf_model_init(lf_model **out, const lf_config *cfg) {
+    *out = NULL;
+    lf_status st = lf_config_check(cfg);
+    if (st) return st;
+    lf_model *m = calloc(1, sizeof *m);
+    if (!m) return LF_ERR_NOMEM;
+    m->cfg = *cfg;
+    m->layers = calloc((size_t)cfg->n_layer, sizeof *m->layers);
+    table_builder tb = {calloc((size_t)cfg->n_layer * 20 + 8, sizeof(lf_param)), 0, cfg->n_layer * 20 + 8};
+    if (!m->layers || !tb.p) {
+        free(tb.p);
+        lf_model_free(m);
+        lf_set_error("out of memory building the parameter table");
+        return LF_ERR_NOMEM;
+    }
+    build_table(m, &tb);
+    m->params = tb.p;
+    m->nparams = tb.n;
+    size_t total = 0;
+    for (int i = 0; i < m->nparams; i++) total += (m->params[i].numel + 15) & ~(size_t)15;
+    m->param_mem = lf_alloc(total * sizeof(float));
+    if (!m->param_mem) {
+        lf_model_free(m);
+        return LF_ERR_NOMEM;
+    }
+    size_t off = 0;
+    for (int i = 0; i < m->nparams; i++) {
+        m->params[i].data = m->param_mem + off;
+        off += (m->params[i].numel + 15) & ~(size_t)15;
+        m->param_scalars += m->params[i].numel;
+    }
+    for (int i = 0; i < m->nparams; i++) /* norms start at 1 so a zero-initialised model is sane */
+        if (m->params[i].kind == LF_KIND_NORM)
+            for (size_t j = 0; j < m->params[i].numel; j++) m->params[i].data[j] = 1.0f;
+    if (cfg->arch == LF_ARCH_LLAMA) {
+        int half = cfg->head_dim / 2;
+        m->rope_cos = lf_alloc(sizeof(float) * (size_t)cfg->max_seq * half);
+        m->rope_sin = lf_alloc(sizeof(float) * (size_t)cfg->max_seq * half);
+        if (!m->rope_cos || !m->rope_sin) {
+            lf_model_free(m);
+            return LF_ERR_NOMEM;
+        }
+        for (int p = 0; p < half; p++) {
+            /* Hugging Face computes inv_freq and the angles in float32; so do we */
+            float inv = 1.0f / powf(cfg->rope_theta, (float)(2 * p) / (float)cfg->head_dim);
+            for (int t = 0; t < cfg->max_seq; t++) {
+                float ang = (float)t * inv;
+                m->rope_cos[(size_t)t * half + p] = cosf(ang);
+                m->rope_sin[(size_t)t * half + p] = sinf(ang);
+            }
+        }
+    }
+    *out = m;
+    return LF_OK;
+}
+
+void lf_model_free(lf_model *m) {
+    if (!m) return;
+    lf_free(m->param_mem);
+    lf_free(m->grad_mem);
+    lf_free(m->act_mem);
+    lf_free(m->rope_cos);
+    lf_free(m->rope_sin);
+    free(m->inputs);
+    free(m->targets);
+    free(m->params);
+    free(m->layers);
+    free(m);
+}
+
+const lf_config *lf_model_config(const lf_model *m) { return &m->cfg; }
+int lf_model_num_params(const lf_model *m) { return m->nparams; }
+lf_param *lf_model_param(lf_model *m, int i) { return i >= 0 && i < m->nparams ? &m->params[i] : NULL; }
+size_t lf_model_num_scalars(const lf_model *m) { return m->param_scalars; }
+int lf_model_counted(const lf_model *m) { return m->counted; }
+const float *lf_model_logits(const lf_model *m) { return m->logits_valid ? m->a.logits : NULL; }
+void lf_model_set_label_smoothing(lf_model *m, float eps) { m->smoothing = eps; }
+void lf_model_set_training(lf_model *m, int training, uint64_t seed) {
+    m->training = training;
+    m->drop_seed = seed;
+}
+
+lf_param *lf_model_find(lf_model *m, const char *name) {
+    for (int i = 0; i < m->nparams; i++)
+        if (strcmp(m->params[i].name, name) == 0) return &m->params[i];
+    return NULL;
+}
+
+void lf_param_hf_shape(const lf_param *p, int64_t shape[2]) {
+    shape[0] = p->hf_transposed ? p->shape[1] : p->shape[0];
+    shape[1] = p->hf_transposed ? p->shape[0] : p->shape[1];
+}
+
+void lf_param_to_hf(const lf_param *p, const float *src, float *dst) {
+    if (!p->hf_transposed) {
+        memcpy(dst, src, p->numel * sizeof(float));
+        return;
+    }
+    size_t R = (size_t)p->shape[0], Cc = (size_t)p->shape[1];
+    for (size_t r = 0; r < R; r++)
+        for (size_t c = 0; c < Cc; c++) dst[c * R + r] = src[r * Cc + c];
+}
+
+void lf_param_from_hf(lf_param *p, const float *src) {
+    if (!p->hf_transposed) {
+        memcpy(p->data, src, p->numel * sizeof(float));
+        return;
+    }
+    size_t R = (size_t)p->shape[0], Cc = (size_t)p->shape[1];
+    for (size_t r = 0; r < R; r++)
+        for (size_t c = 0; c < Cc; c++) p->data[r * Cc + c] = src[c * R + r];
+}
+
+void lf_model_init_weights(lf_model *m, uint64_t seed) {
+    float std = m->cfg.init_std > 0 ? m->cfg.init_std : 0.02f;
+    for (int i = 0; i < m->nparams; i++) {
+        lf_param *p = &m->params[i];
+        float s = std;
+        /* residual projections: GPT-2's 1/sqrt(2L) scaling keeps the stream's variance flat */
+        if (strstr(p->name, "c_proj.weight") || strstr(p->name, "o_proj.weight") ||
+            strstr(p->name, "down_proj.weight"))
+            s = std / sqrtf(2.0f * (float)m->cfg.n_layer);
+        for (size_t j = 0; j < p->numel; j++) {
+            switch (p->kind) {
+            case LF_KIND_NORM: p->data[j] = 1.0f; break;
+            case LF_KIND_BIAS: p->data[j] = 0.0f; break;
+            default: p->data[j] = s * lf_randn(seed, (uint64_t)i, j); break;
+            }
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- gradients */
+
+lf_status lf_model_set_trainable(lf_model *m, const char *prefix, int trainable, int *count) {
+    int n = 0;
+    size_t len = strlen(prefix);
+    for (int i = 0; i < m->nparams; i++)
+        if (strncmp(m->params[i].name, prefix, len) == 0) {
+            if (trainable) m->params[i].flags |= LF_PARAM_TRAINABLE;
+            else m->params[i].flags &= ~LF_PARAM_TRAINABLE;
+            n++;
+        }
+    if (count) *count = n;
+    m->grads_planned = 0;
+    if (n == 0) {
+        lf_set_error("no parameter name starts with '%s' (names look like '%s')", prefix, m->params[0].name);
+        return LF_ERR_NOTFOUND;
+    }
+    return LF_OK;
+}
+
+lf_status lf_model_alloc_grads(lf_model *m) {
+    if (m->grads_planned) return LF_OK;
+    lf_free(m->grad_mem);
+    m->grad_mem = NULL;
+    size_t total = 0;
+    for (int i = 0; i < m->nparams; i++)
+        if (m->params[i].flags & LF_PARAM_TRAINABLE) total += (m->params[i].numel + 15) & ~(size_t)15;
+    if (total) {
+        m->grad_mem = lf_alloc(total * sizeof(float));
+        if (!m->grad_mem) return LF_ERR_NOMEM;
+    }
+    size_t off = 0;
+    for (int i = 0; i < m->nparams; i++) {
+        lf_param *p = &m->params[i];
+        p->grad = NULL;
+        if (p->flags & LF_PARAM_TRAINABLE) {
+            p->grad = m->grad_mem + off;
+            off += (p->numel + 15) & ~(size_t)15;
+        }
+    }
+    m->grads_planned = 1;
+    return LF_OK;
+}
+
+void lf_model_zero_grad(lf_model *m) {
+    for (int i = 0; i < m->nparams; i++)
+        if (m->params[i].grad) memset(m->params[i].grad, 0, m->params[i].numel * sizeof(float));
+}
+
+/* ---------------------------------------------------------------- activations */
+
+static lf_status plan_activations(lf_model *m, int B, int T) {
+    if (m->act_mem && m->B == B && m->T == T) return LF_OK;
+    const lf_config *c = &m->cfg;
+    size_t N = (size_t)B * T, C = c->d_model, L = c->n_layer, V = c->vocab_size, F = c->d_ff;
+    size_t S = (size_t)(c->n_head + 2 * c->n_kv_head) * c->head_dim, A = (size_t)c->n_head * c->head_dim;
+    size_t FW = c->arch == LF_ARCH_LLAMA ? 2 * F : F;
+    activations *a = &m->a;
+    struct {
+        float **ptr;
+        size_t n;
+    } table[] = {
+        {&a->resid, (L + 1) * N * C}, {&a->mid, L * N * C},
+        {&a->ln1, L * N * C}, {&a->ln1_mean, L * N}, {&a->ln1_rstd, L * N},
+        {&a->qkv, L * N * S}, {&a->att, L * (size_t)B * c->n_head * T * T}, {&a->atty, L * N * A},
+        {&a->ln2, L * N * C}, {&a->ln2_mean, L * N}, {&a->ln2_rstd, L * N},
+        {&a->fc, L * N * FW}, {&a->fca, L * N * F},
+        {&a->lnf, N * C}, {&a->lnf_mean, N}, {&a->lnf_rstd, N},
+        {&a->logits, N * V}, {&a->lse, N}, {&a->losses, N},
+        {&a->branch, N * C}, {&a->dres, N * C}, {&a->dbranch, N * C}, {&a->dln, N * C},
+        {&a->dqkv, N * S}, {&a->datty, N * A}, {&a->dfc, N * FW}, {&a->dfca, N * F},
+        {&a->att_scratch, lf_attention_scratch_floats(T)},
+    };
+    size_t nt = sizeof table / sizeof table[0], total = 0;
+    for (size_t i = 0; i < nt; i++) total += (table[i].n + 15) & ~(size_t)15;
+    lf_free(m->act_mem);
+    free(m->inputs);
+    free(m->targets);
+    m->act_mem = lf_alloc(total * sizeof(float));
+    m->inputs = malloc(N * sizeof(int32_t));
+    m->targets = malloc(N * sizeof(int32_t));
+    if (!m->act_mem || !m->inputs || !m->targets) {
+        lf_set_error("out of memory: activations for B=%d T=%d need %.1f MiB", B, T, total * 4.0 / 1048576.0);
+        lf_free(m->act_mem);
+        m->act_mem = NULL;
+        return LF_ERR_NOMEM;
+    }
+    float *p = m->act_mem;
+    for (size_t i = 0; i < nt; i++) {
+        *table[i].ptr = p;
+        p += (table[i].n + 15) & ~(size_t)15;
+    }
+    m->B = B;
+    m->T = T;
+    return LF_OK;
+}
+
+/* ---------------------------------------------------------------- forward / backward */
+
+static lf_dropout site(const lf_model *m, float p, uint64_t stream) {
+    lf_dropout d = {m->training ? p : 0.0f, m->drop_seed, stream};
+    return d;
+}
+enum { SITE_EMBD = 0 };
+#define SITE_ATTN(l) (1 + 3 * (uint64_t)(l))
+#define SITE_RES_ATTN(l) (2 + 3 * (uint64_t)(l))
+#define SITE_RES_MLP(l) (3 + 3 * (uint64_t)(l))
+
+/* The one place a linear layer runs: later issues attach LoRA adapters and pruning masks here. */
+static void linear_fwd(float *out, int ldo, const float *inp, int ldi, const lf_param *w,
+                       const lf_param *b, size_t N) {
+    lf_linear_forward(out, ldo, inp, ldi, w->data, b ? b->data : NULL, N, (int)w->shape[1], (int)w->shape[0]);
+}
+static void linear_bwd(float *dinp, int ldi, int accum, const lf_param *w, const lf_param *b,
+                       const float *dout, int ldo, const float *inp, size_t N) {
+    lf_linear_backward(dinp, ldi, accum, w->grad, b ? b->grad : NULL, dout, ldo, inp, w->data, N,
+                       (int)w->shape[1], (int)w->shape[0]);
+}
+
+lf_status lf_model_forward(lf_model *m, const int32_t *inputs, const int32_t *targets, int B, int T,
+                           float *loss) {
+    const lf_config *c = &m->cfg;
+    if (B <= 0 || T <= 0 || T > c->max_seq) {
+        lf_set_error("forward: batch %dx%d invalid (T must be in 1..%d, the model's context length)", B, T, c->max_seq);
+        return LF_ERR_ARG;
+    }
+    size_t N = (size_t)B * T;
+    for (size_t i = 0; i < N; i++) {
+        if (inputs[i] < 0 || inputs[i] >= c->vocab_size) {
+            lf_set_error("forward: token id %d at position %zu is outside the vocabulary (0..%d)", inputs[i], i, c->vocab_size - 1);
+            return LF_ERR_ARG;
+        }
+        if (targets && targets[i] >= c->vocab_size) {
+            lf_set_error("forward: target id %d at position %zu is outside the vocabulary (0..%d)", targets[i], i, c->vocab_size - 1);
+            return LF_ERR_ARG;
+        }
+    }
+    lf_status st = plan_activations(m, B, T);
+    if (st) return st;
+    memcpy(m->inputs, inputs, N * sizeof(int32_t));
+    m->has_targets = targets != NULL;
+    if (targets) memcpy(m->targets, targets, N * sizeof(int32_t));
+
+    activations *a = &m->a;
+    int C = c->d_model, H = c->n_head, KVH = c->n_kv_head, hd = c->head_dim, F = c->d_ff, V = c->vocab_size;
+    int S = (H + 2 * KVH) * hd, A = H * hd, FW = c->arch == LF_ARCH_LLAMA ? 2 * F : F;
+    int gpt2 = c->arch == LF_ARCH_GPT2;
+
+    lf_encoder_forward(a->resid, m->inputs, m->wte->data, gpt2 ? m->wpe->data : NULL, B, T, C);
+    lf_dropout_forward(a->resid, a->resid, N * C, site(m, c->dropout_embd, SITE_EMBD));
+    for (int l = 0; l < c->n_layer; l++) {
+        const layer_params *Lp = &m->layers[l];
+        float *x = a->resid + l * N * C, *mid = a->mid + l * N * C, *xo = a->resid + (l + 1) * N * C;
+        float *ln1 = a->ln1 + l * N * C, *ln2 = a->ln2 + l * N * C;
+        float *qkv = a->qkv + l * N * S, *att = a->att + (size_t)l * B * H * T * T, *atty = a->atty + l * N * A;
+        float *fc = a->fc + l * N * FW, *fca = a->fca + l * N * F;
+        if (gpt2) lf_layernorm_forward(ln1, a->ln1_mean + l * N, a->ln1_rstd + l * N, x, Lp->ln1_w->data, Lp->ln1_b->data, N, C, c->norm_eps);
+        else lf_rmsnorm_forward(ln1, a->ln1_rstd + l * N, x, Lp->ln1_w->data, N, C, c->norm_eps);
+        if (gpt2) {
+            linear_fwd(qkv, S, ln1, C, Lp->qkv_w, Lp->qkv_b, N);
+        } else {
+            linear_fwd(qkv, S, ln1, C, Lp->q_w, NULL, N);
+            linear_fwd(qkv + A, S, ln1, C, Lp->k_w, NULL, N);
+            linear_fwd(qkv + A + KVH * hd, S, ln1, C, Lp->v_w, NULL, N);
+            lf_rope_forward(qkv, m->rope_cos, m->rope_sin, B, T, H + KVH, hd, S);
+        }
+        lf_attention_forward(atty, att, qkv, a->att_scratch, B, T, H, KVH, hd, site(m, c->dropout_attn, SITE_ATTN(l)));
+        linear_fwd(a->branch, C, atty, A, Lp->o_w, Lp->o_b, N);
+        lf_residual_forward(mid, x, a->branch, N * C, site(m, c->dropout_resid, SITE_RES_ATTN(l)));
+        if (gpt2) {
+            lf_layernorm_forward(ln2, a->ln2_mean + l * N, a->ln2_rstd + l * N, mid, Lp->ln2_w->data, Lp->ln2_b->data, N, C, c->norm_eps);
+            linear_fwd(fc, F, ln2, C, Lp->fc_w, Lp->fc_b, N);
+            lf_gelu_forward(fca, fc, N * F);
+        } else {
+            lf_rmsnorm_forward(ln2, a->ln2_rstd + l * N, mid, Lp->ln2_w->data, N, C, c->norm_eps);
+            linear_fwd(fc, FW, ln2, C, Lp->gate_w, NULL, N);
+            linear_fwd(fc + F, FW, ln2, C, Lp->up_w, NULL, N);
+            lf_swiglu_forward(fca, fc, N, F);
+        }
+        linear_fwd(a->branch, C, fca, F, Lp->down_w, Lp->down_b, N);
+        lf_residual_forward(xo, mid, a->branch, N * C, site(m, c->dropout_resid, SITE_RES_MLP(l)));
+    }
+    float *xl = a->resid + (size_t)c->n_layer * N * C;
+    if (gpt2) lf_layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, xl, m->lnf_w->data, m->lnf_b->data, N, C, c->norm_eps);
+    else lf_rmsnorm_forward(a->lnf, a->lnf_rstd, xl, m->lnf_w->data, N, C, c->norm_eps);
+    linear_fwd(a->logits, V, a->lnf, C, m->head, NULL, N);
+    m->logits_valid = 1;
+    m->counted = 0;
+    if (targets) {
+        lf_crossentropy_forward(a->losses, a->lse, a->logits, m->targets, N, V, m->smoothing);
+        double s = 0.0;
+        for (size_t i = 0; i < N; i++)
+            if (m->targets[i] >= 0) {
+                s += a->losses[i];
+                m->counted++;
+            }
+        if (loss) *loss = m->counted ? (float)(s / m->counted) : 0.0f;
+    } else if (loss) {
+        *loss = 0.0f;
+    }
+    return LF_OK;
+}
+
+lf_status lf_model_backward(lf_model *m, float loss_scale) {
+    if (!m->logits_valid || !m->has_targets) {
+        lf_set_error("backward: needs a forward pass with targets first");
+        return LF_ERR_ARG;
+    }
+    lf_status st = lf_model_alloc_grads(m);
+    if (st) return st;
+    const lf_config *c = &m->cfg;
+    activations *a = &m->a;
+    int B = m->B, T = m->T;
+    size_t N = (size_t)B * T;
+    int C = c->d_model, H = c->n_head, KVH = c->n_kv_head, hd = c->head_dim, F = c->d_ff, V = c->vocab_size;
+    int S = (H + 2 * KVH) * hd, A = H * hd, FW = c->arch == LF_ARCH_LLAMA ? 2 * F : F;
+    int gpt2 = c->arch == LF_ARCH_GPT2;
+    float dloss = m->counted ? loss_scale / (float)m->counted : 0.0f;
+
+    float *dlogits = a->logits; /* consumed in place */
+    lf_crossentropy_backward(dlogits, a->logits, a->lse, m->targets, N, V, m->smoothing, dloss);
+    m->logits_valid = 0;
+    linear_bwd(a->dln, C, 0, m->head, NULL, dlogits, V, a->lnf, N);
+    memset(a->dres, 0, N * C * sizeof(float));
+    float *xl = a->resid + (size_t)c->n_layer * N * C;
+    if (gpt2) lf_layernorm_backward(a->dres, m->lnf_w->grad, m->lnf_b->grad, a->dln, xl, m->lnf_w->data, a->lnf_mean, a->lnf_rstd, N, C);
+    else lf_rmsnorm_backward(a->dres, m->lnf_w->grad, a->dln, xl, m->lnf_w->data, a->lnf_rstd, N, C);
+
+    for (int l = c->n_layer - 1; l >= 0; l--) {
+        const layer_params *Lp = &m->layers[l];
+        float *x = a->resid + l * N * C, *mid = a->mid + l * N * C;
+        float *ln1 = a->ln1 + l * N * C, *ln2 = a->ln2 + l * N * C;
+        float *qkv = a->qkv + l * N * S, *att = a->att + (size_t)l * B * H * T * T, *atty = a->atty + l * N * A;
+        float *fc = a->fc + l * N * FW, *fca = a->fca + l * N * F;
+        /* MLP branch: dres holds d(layer output) */
+        lf_dropout_backward(a->dbranch, a->dres, N * C, site(m, c->dropout_resid, SITE_RES_MLP(l)));
+        linear_bwd(a->dfca, F, 0, Lp->down_w, Lp->down_b, a->dbranch, C, fca, N);
+        if (gpt2) {
+            lf_gelu_backward(a->dfc, fc, a->dfca, N * F);
+            linear_bwd(a->dln, C, 0, Lp->fc_w, Lp->fc_b, a->dfc, F, ln2, N);
+            lf_layernorm_backward(a->dres, Lp->ln2_w->grad, Lp->ln2_b->grad, a->dln, mid, Lp->ln2_w->data, a->ln2_mean + l * N, a->ln2_rstd + l * N, N, C);
+        } else {
+            lf_swiglu_backward(a->dfc, a->dfca, fc, N, F);
+            linear_bwd(a->dln, C, 0, Lp->gate_w, NULL, a->dfc, FW, ln2, N);
+            linear_bwd(a->dln, C, 1, Lp->up_w, NULL, a->dfc + F, FW, ln2, N);
+            lf_rmsnorm_backward(a->dres, Lp->ln2_w->grad, a->dln, mid, Lp->ln2_w->data, a->ln2_rstd + l * N, N, C);
+        }
+        /* attention branch: dres now holds d(mid) */
+        lf_dropout_backward(a->dbranch, a->dres, N * C, site(m, c->dropout_resid, SITE_RES_ATTN(l)));
+        linear_bwd(a->datty, A, 0, Lp->o_w, Lp->o_b, a->dbranch, C, atty, N);
+        lf_attention_backward(a->dqkv, a->att_scratch, a->datty, qkv, att, B, T, H, KVH, hd, site(m, c->dropout_attn, SITE_ATTN(l)));
+        if (gpt2) {
+            linear_bwd(a->dln, C, 0, Lp->qkv_w, Lp->qkv_b, a->dqkv, S, ln1, N);
+            lf_layernorm_backward(a->dres, Lp->ln1_w->grad, Lp->ln1_b->grad, a->dln, x, Lp->ln1_w->data, a->ln1_mean + l * N, a->ln1_rstd + l * N, N, C);
+        } else {
+            lf_rope_backward(a->dqkv, m->rope_cos, m->rope_sin, B, T, H + KVH, hd, S);
+            linear_bwd(a->dln, C, 0, Lp->q_w, NULL, a->dqkv, S, ln1, N);
+            linear_bwd(a->dln, C, 1, Lp->k_w, NULL, a->dqkv + A, S, ln1, N);
+            linear_bwd(a->dln, C, 1, Lp->v_w, NULL, a->dqkv + A + KVH * hd, S, ln1, N);
+            lf_rmsnorm_backward(a->dres, Lp->ln1_w->grad, a->dln, x, Lp->ln1_w->data, a->ln1_rstd + l * N, N, C);
+        }
+    }
+    lf_dropout_backward(a->dres, a->dres, N * C, site(m, c->dropout_embd, SITE_EMBD));
+    lf_encoder_backward(m->wte->grad, gpt2 ? m->wpe->grad : NULL, a->dres, m->inputs, B, T, C);
+    return LF_OK;
+}
