@@ -52,6 +52,7 @@ struct lf_model {
     /* activations for the current shape */
     activations a;
     void *act_mem;
+    size_t act_cap, tok_cap; /* floats in act_mem; a smaller (B,T) is re-carved from the same block */
     int B, T;
     int32_t *inputs, *targets; // (B,T)
     int has_targets, counted, logits_valid, training;
@@ -376,17 +377,22 @@ static lf_status plan_activations(lf_model *m, int B, int T) {
     };
     size_t nt = sizeof table / sizeof table[0], total = 0;
     for (size_t i = 0; i < nt; i++) total += (table[i].n + 15) & ~(size_t)15;
-    lf_free(m->act_mem);
-    free(m->inputs);
-    free(m->targets);
-    m->act_mem = lf_alloc(total * sizeof(float));
-    m->inputs = malloc(N * sizeof(int32_t));
-    m->targets = malloc(N * sizeof(int32_t));
-    if (!m->act_mem || !m->inputs || !m->targets) {
-        lf_set_error("out of memory: activations for B=%d T=%d need %.1f MiB", B, T, total * 4.0 / 1048576.0);
+    if (total > m->act_cap || (size_t)B * T > m->tok_cap) {
         lf_free(m->act_mem);
-        m->act_mem = NULL;
-        return LF_ERR_NOMEM;
+        free(m->inputs);
+        free(m->targets);
+        m->act_cap = m->tok_cap = 0;
+        m->act_mem = lf_alloc(total * sizeof(float));
+        m->inputs = malloc(N * sizeof(int32_t));
+        m->targets = malloc(N * sizeof(int32_t));
+        if (!m->act_mem || !m->inputs || !m->targets) {
+            lf_set_error("out of memory: activations for B=%d T=%d need %.1f MiB", B, T, total * 4.0 / 1048576.0);
+            lf_free(m->act_mem);
+            m->act_mem = NULL;
+            return LF_ERR_NOMEM;
+        }
+        m->act_cap = total;
+        m->tok_cap = N;
     }
     float *p = m->act_mem;
     for (size_t i = 0; i < nt; i++) {
