@@ -318,11 +318,12 @@ static void test_adamw(void) {
     double lr = 1e-2, b1 = 0.9, b2 = 0.95, eps = 1e-8, wd = 0.1;
     for (int t = 1; t <= 5; t++) {
         tu_fill(g, n, 72 + t, 1.0f);
-        lf_adamw_update(p, g, m, v, n, (float)lr, (float)b1, (float)b2, (float)eps, (float)wd, t);
+        lf_adamw_update(p, g, m, v, n, (float)lr, (float)b1, (float)b2, (float)eps, (float)wd, 0.5f, t);
         for (size_t i = 0; i < n; i++) { /* torch.optim.AdamW, written out */
             pd[i] *= 1 - lr * wd;
-            md[i] = b1 * md[i] + (1 - b1) * g[i];
-            vd[i] = b2 * vd[i] + (1 - b2) * (double)g[i] * g[i];
+            double gs = 0.5 * g[i]; /* grad_scale (clipping) */
+            md[i] = b1 * md[i] + (1 - b1) * gs;
+            vd[i] = b2 * vd[i] + (1 - b2) * gs * gs;
             double mh = md[i] / (1 - pow(b1, t)), vh = vd[i] / (1 - pow(b2, t));
             pd[i] -= lr * mh / (sqrt(vh) + eps);
         }

@@ -25,3 +25,6 @@ add_test(NAME verify_hf_llama_tiny COMMAND bash ${CMAKE_SOURCE_DIR}/tests/verify
 add_test(NAME cli COMMAND bash ${CMAKE_SOURCE_DIR}/tests/cli_test.sh $<TARGET_FILE:lmforge> ${LF_FIXTURES})
 set_tests_properties(verify_hf_gpt2_tiny verify_hf_llama_tiny PROPERTIES SKIP_RETURN_CODE 77 LABELS fast)
 set_tests_properties(cli PROPERTIES LABELS fast)
+lf_test(test_optim)
+add_test(NAME optim COMMAND test_optim)
+set_tests_properties(optim PROPERTIES LABELS fast)

@@ -112,10 +112,10 @@ void lf_crossentropy_forward(float *losses, float *lse,   // (N) (N)
 void lf_crossentropy_backward(float *dlogits, const float *logits, const float *lse,
                               const int32_t *targets, size_t N, int V, float smoothing, float dloss);
 
-/* AdamW (PyTorch order: decoupled decay p *= 1 − lr·wd, then the Adam step). t ≥ 1. */
+/* AdamW (PyTorch order: decoupled decay p *= 1 − lr·wd, then the Adam step) on the gradient
+ * grad_scale·g (clipping folded in, so g is read once). t ≥ 1. */
 void lf_adamw_update(float *p, const float *g, float *m, float *v, size_t n, float lr, float beta1,
-                     float beta2, float eps, float weight_decay, int t);
+                     float beta2, float eps, float weight_decay, float grad_scale, int t);
 double lf_sumsq(const float *x, size_t n); // deterministic for a fixed thread count
-void lf_scale(float *x, size_t n, float s);
 
 #endif

@@ -385,12 +385,12 @@ void lf_crossentropy_backward(float *dlogits, const float *logits, const float *
 /* ---------------------------------------------------------------- optimizer helpers */
 
 void lf_adamw_update(float *p, const float *g, float *m, float *v, size_t n, float lr, float beta1,
-                     float beta2, float eps, float weight_decay, int t) {
+                     float beta2, float eps, float weight_decay, float grad_scale, int t) {
     float bc1 = 1.0f - powf(beta1, (float)t), bc2 = 1.0f - powf(beta2, (float)t);
     float step = lr / bc1, bc2s = sqrtf(bc2), decay = 1.0f - lr * weight_decay;
 #pragma omp parallel for simd schedule(static)
     for (size_t i = 0; i < n; i++) {
-        float gi = g[i];
+        float gi = g[i] * grad_scale;
         float mi = beta1 * m[i] + (1.0f - beta1) * gi;
         float vi = beta2 * v[i] + (1.0f - beta2) * gi * gi;
         m[i] = mi;
@@ -416,9 +416,4 @@ double lf_sumsq(const float *x, size_t n) {
     double s = 0.0;
     for (int t = 0; t < used; t++) s += part[t];
     return s;
-}
-
-void lf_scale(float *x, size_t n, float s) {
-#pragma omp parallel for simd schedule(static)
-    for (size_t i = 0; i < n; i++) x[i] *= s;
 }

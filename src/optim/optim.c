@@ -120,10 +120,9 @@ lf_status lf_optim_step(lf_optim *o, float lr, float *norm_out) {
     for (int i = 0; i < o->n; i++) {
         lf_param *p = lf_model_param(o->model, i);
         if (!p->grad || !o->m[i]) continue;
-        if (clip != 1.0f) lf_scale(p->grad, p->numel, clip);
         float wd = (p->flags & LF_PARAM_DECAY) ? o->cfg.weight_decay : 0.0f;
         lf_adamw_update(p->data, p->grad, o->m[i], o->v[i], p->numel, lr, o->cfg.beta1, o->cfg.beta2, o->cfg.eps,
-                        wd, o->t);
+                        wd, clip, o->t);
     }
     return LF_OK;
 }
