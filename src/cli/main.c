@@ -17,6 +17,7 @@ static const struct {
     {"demo", cmd_demo, "train a tiny model on a built-in text and print falling losses (the default)"},
     {"verify", cmd_verify, "check a model against a reference file of logits, loss and gradients"},
     {"info", cmd_info, "print a model's configuration and parameter table"},
+    {"tokenizer", cmd_tokenizer, "encode, decode, train or inspect a tokenizer (GPT-2 BPE, Llama SentencePiece)"},
     {"convert", cmd_convert, "load a model (HF directory or llama2.c .bin) and save it as an HF directory"},
 };
 
