@@ -79,7 +79,7 @@ static int do_train(int argc, char **argv) {
         lf_tokenizer_free(t);
         goto out;
     }
-    fprintf(stderr, "wrote %s: vocabulary %d, %.1f s\n", output, lf_tokenizer_vocab_size(t), lf_now() - t0);
+    if (!o.quiet) fprintf(stderr, "wrote %s: vocabulary %d, %.1f s\n", output, lf_tokenizer_vocab_size(t), lf_now() - t0);
     lf_tokenizer_free(t);
     rc = 0;
     goto out;

@@ -985,9 +985,14 @@ static lf_status load_tokenizer_json(lf_tokenizer **out, const char *path) {
             goto done;
         }
         t->pattern = strdup(rx ? rx : GPT2_PATTERN);
-        t->eos = lf_tokenizer_special(t, "<|endoftext|>");
-        for (int k = 0; k < t->n && t->eos < 0; k++)
-            if (t->type[k] == TT_SPECIAL && t->plen[k] == 13 && memcmp(t->piece[k], "<|endoftext|>", 13) == 0) t->eos = k;
+        /* GPT-2's end-of-text token is special even where a tokenizer.json forgot to list it among
+         * added_tokens (as in the file `tokenizers` saves from encoder.json + vocab.bpe); it is
+         * still plain text unless the caller allows special tokens */
+        for (int k = 0; k < t->n; k++)
+            if (t->plen[k] == 13 && memcmp(t->piece[k], "<|endoftext|>", 13) == 0) {
+                t->type[k] = TT_SPECIAL;
+                t->eos = k;
+            }
     } else {
         const char *scheme = ms ? jstr(ms, "prepend_scheme") : NULL;
         t->add_dummy_prefix = prep != NULL || (ms && (scheme ? strcmp(scheme, "never") != 0
@@ -1057,8 +1062,8 @@ static lf_status load_llama2c(lf_tokenizer **out, const char *path) {
         } else if ((l == 5 && !memcmp(s, "<unk>", 5)) || (l == 5 && !memcmp(s, "\n<s>\n", 5)) ||
                    (l == 6 && !memcmp(s, "\n</s>\n", 6))) {
             type = TT_CONTROL;
-            if (s[1] == 's') t->bos = (int)i;
-            else if (s[1] == '/') t->eos = (int)i;
+            if (l == 5 && s[0] == '\n') t->bos = (int)i;
+            else if (l == 6) t->eos = (int)i;
             else t->unk = (int)i;
         }
         char one = by >= 0 ? (char)by : 0;
