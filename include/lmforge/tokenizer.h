@@ -54,6 +54,12 @@ lf_status lf_tok_encode(lf_tok_encoder *e, const char *text, size_t len, unsigne
 /* one-shot convenience (builds and frees an encoder) */
 lf_status lf_tokenizer_encode(const lf_tokenizer *t, const char *text, size_t len, unsigned flags, lf_ids *out);
 
+/* Same ids as lf_tokenizer_encode, computed by nthreads threads on slices of the text cut only
+ * where pre-tokenization cannot cross (byte-level: after "\n" between printable non-space ASCII;
+ * SentencePiece: at a word start). */
+lf_status lf_tokenizer_encode_parallel(const lf_tokenizer *t, const char *text, size_t len, unsigned flags,
+                                       int nthreads, lf_ids *out);
+
 /* Decodes into a malloc'd buffer (*out, *out_len; NUL-terminated for convenience). */
 lf_status lf_tokenizer_decode(const lf_tokenizer *t, const int32_t *ids, size_t n, char **out, size_t *out_len);
 

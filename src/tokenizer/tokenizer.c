@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -571,7 +572,8 @@ static lf_status encode_plain(lf_tok_encoder *e, const char *s, size_t len, int 
     return encode_sp(e, s, len, at_start, out);
 }
 
-lf_status lf_tok_encode(lf_tok_encoder *e, const char *text, size_t len, unsigned flags, lf_ids *out) {
+static lf_status encode_from(lf_tok_encoder *e, const char *text, size_t len, unsigned flags, int at_start,
+                             lf_ids *out) {
     const lf_tokenizer *t = e->t;
     lf_status st = LF_OK;
     if ((flags & LF_ENC_BOS) && t->bos >= 0) st = lf_ids_push(out, t->bos);
@@ -589,13 +591,86 @@ lf_status lf_tok_encode(lf_tok_encoder *e, const char *text, size_t len, unsigne
                 }
             }
             if (bid < 0) break;
-            st = encode_plain(e, text + pos, best - pos, pos == 0, out);
+            st = encode_plain(e, text + pos, best - pos, at_start && pos == 0, out);
             if (!st) st = lf_ids_push(out, bid);
             pos = best + (size_t)t->plen[bid];
         }
     }
-    if (!st && pos < len) st = encode_plain(e, text + pos, len - pos, pos == 0, out);
+    if (!st && pos < len) st = encode_plain(e, text + pos, len - pos, at_start && pos == 0, out);
     if (!st && (flags & LF_ENC_EOS) && t->eos >= 0) st = lf_ids_push(out, t->eos);
+    return st;
+}
+
+lf_status lf_tok_encode(lf_tok_encoder *e, const char *text, size_t len, unsigned flags, lf_ids *out) {
+    return encode_from(e, text, len, flags, 1, out);
+}
+
+static int plain_ascii(unsigned char c) { return c > ' ' && c < 0x7f; }
+
+/* a position where the text can be cut without changing the ids */
+static int safe_cut(const lf_tokenizer *t, const char *s, size_t i) {
+    if (t->kind == LF_TOK_BYTELEVEL)
+        return i >= 2 && s[i - 1] == '\n' && plain_ascii((unsigned char)s[i]) && plain_ascii((unsigned char)s[i - 2]);
+    return t->sp_split_ok && i >= 1 && s[i] == ' ' && s[i - 1] != ' ';
+}
+
+lf_status lf_tokenizer_encode_parallel(const lf_tokenizer *t, const char *text, size_t len, unsigned flags,
+                                       int nthreads, lf_ids *out) {
+    if (nthreads <= 1 || len < (1u << 16)) return lf_tokenizer_encode(t, text, len, flags, out);
+    size_t *cut = malloc(sizeof *cut * (size_t)(nthreads + 1));
+    lf_ids *part = calloc((size_t)nthreads, sizeof *part);
+    lf_status *sts = calloc((size_t)nthreads, sizeof *sts);
+    if (!cut || !part || !sts) {
+        free(cut);
+        free(part);
+        free(sts);
+        return LF_ERR_NOMEM;
+    }
+    cut[0] = 0;
+    cut[nthreads] = len;
+    for (int k = 1; k < nthreads; k++) {
+        size_t i = len * (size_t)k / (size_t)nthreads;
+        if (i < cut[k - 1]) i = cut[k - 1];
+        while (i < len && !safe_cut(t, text, i)) i++;
+        cut[k] = i;
+    }
+#pragma omp parallel for num_threads(nthreads) schedule(static, 1)
+    for (int k = 0; k < nthreads; k++) {
+        lf_tok_encoder *e;
+        sts[k] = lf_tok_encoder_init(&e, t);
+        if (sts[k]) continue;
+        unsigned f = flags & LF_ENC_ALLOW_SPECIAL;
+        if (k == 0) f |= flags & LF_ENC_BOS;
+        if (k == nthreads - 1) f |= flags & LF_ENC_EOS;
+        lf_ids mine = {0}; /* thread-local: the part[] structs share a cache line */
+        sts[k] = encode_from(e, text + cut[k], cut[k + 1] - cut[k], f, k == 0, &mine);
+        part[k] = mine;
+        lf_tok_encoder_free(e);
+    }
+    lf_status st = LF_OK;
+    size_t total = out->n;
+    for (int k = 0; k < nthreads; k++) {
+        if (!st) st = sts[k];
+        total += part[k].n;
+    }
+    if (!st && total > out->cap) {
+        int32_t *p = realloc(out->ids, total * sizeof *p);
+        if (!p) st = LF_ERR_NOMEM;
+        else {
+            out->ids = p;
+            out->cap = total;
+        }
+    }
+    for (int k = 0; k < nthreads; k++) {
+        if (!st) {
+            memcpy(out->ids + out->n, part[k].ids, part[k].n * sizeof(int32_t));
+            out->n += part[k].n;
+        }
+        lf_ids_free(&part[k]);
+    }
+    free(cut);
+    free(part);
+    free(sts);
     return st;
 }
 
