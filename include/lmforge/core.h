@@ -37,6 +37,9 @@ static inline float lf_u01(uint64_t h) { return (float)(h >> 40) * (1.0f / 16777
 /* standard normal from two counters (Box-Muller) */
 float lf_randn(uint64_t seed, uint64_t stream, uint64_t counter);
 
+/* FNV-1a 64 of a byte string (content hashes for splits, dedup, checksums) */
+uint64_t lf_fnv1a(const void *p, size_t n);
+
 double lf_now(void); /* seconds, monotonic */
 int lf_num_threads(void);
 

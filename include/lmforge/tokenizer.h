@@ -17,6 +17,7 @@ enum {
     LF_ENC_BOS = 1u << 0,           /* prepend BOS (if the tokenizer has one) */
     LF_ENC_EOS = 1u << 1,           /* append EOS */
     LF_ENC_ALLOW_SPECIAL = 1u << 2, /* recognise special tokens such as <|endoftext|> in the text */
+    LF_ENC_CONTINUE = 1u << 3,      /* the text continues earlier text: no dummy prefix / prefix space */
 };
 
 typedef struct {

@@ -8,6 +8,7 @@ int cmd_verify(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_tokenizer(int argc, char **argv);
+int cmd_prepare(int argc, char **argv);
 
 /* prints "lmforge <cmd>: <message>" from lf_last_error() and returns 1 */
 int cli_fail(const char *cmd);

@@ -18,6 +18,7 @@ static const struct {
     {"verify", cmd_verify, "check a model against a reference file of logits, loss and gradients"},
     {"info", cmd_info, "print a model's configuration and parameter table"},
     {"tokenizer", cmd_tokenizer, "encode, decode, train or inspect a tokenizer (GPT-2 BPE, Llama SentencePiece)"},
+    {"prepare", cmd_prepare, "tokenize text, folders, JSONL task files or a built-in corpus into shards"},
     {"convert", cmd_convert, "load a model (HF directory or llama2.c .bin) and save it as an HF directory"},
 };
 

@@ -602,7 +602,7 @@ static lf_status encode_from(lf_tok_encoder *e, const char *text, size_t len, un
 }
 
 lf_status lf_tok_encode(lf_tok_encoder *e, const char *text, size_t len, unsigned flags, lf_ids *out) {
-    return encode_from(e, text, len, flags, 1, out);
+    return encode_from(e, text, len, flags, !(flags & LF_ENC_CONTINUE), out);
 }
 
 static int plain_ascii(unsigned char c) { return c > ' ' && c < 0x7f; }

@@ -1,0 +1,72 @@
+/* lmforge data: token shards (the trainer's input), a batch loader over them, and the
+ * preparation of shards from text files, folders, JSONL task files and built-in corpora.
+ *
+ * Shard file (little-endian): a 128-byte header
+ *   magic "LFSHARD\0", u32 version, u32 token bytes (2 or 4), u64 tokens, u64 documents,
+ *   u64 tokenizer fingerprint, u32 vocab size, u32 flags (1 = loss mask, 2 = task ids),
+ *   u64 offsets of: tokens, document starts (documents+1 u64), mask (1 byte per token),
+ *   task ids (u16 per document); u64 file size; u64 FNV-1a checksum of the bytes after the header;
+ * then those sections. mask[i] = 1 means token i is a prediction target. */
+#ifndef LMFORGE_DATA_H
+#define LMFORGE_DATA_H
+
+#include "lmforge/tokenizer.h"
+
+#define LF_SHARD_VERSION 1
+enum { LF_SHARD_MASK = 1u << 0, LF_SHARD_TASKS = 1u << 1 };
+
+typedef struct lf_shard lf_shard;
+/* expect_fingerprint 0 accepts any tokenizer; otherwise a mismatch is refused with a hint */
+lf_status lf_shard_open(lf_shard **out, const char *path, uint64_t expect_fingerprint);
+void lf_shard_close(lf_shard *s);
+size_t lf_shard_num_tokens(const lf_shard *s);
+size_t lf_shard_num_docs(const lf_shard *s);
+uint32_t lf_shard_vocab_size(const lf_shard *s);
+uint64_t lf_shard_fingerprint(const lf_shard *s);
+int32_t lf_shard_token(const lf_shard *s, size_t i);
+int lf_shard_is_target(const lf_shard *s, size_t i);   /* 1 when token i carries loss */
+size_t lf_shard_doc_start(const lf_shard *s, size_t d); /* d in [0, docs]; doc_start(docs) = tokens */
+int lf_shard_doc_task(const lf_shard *s, size_t d);
+
+/* Batches of B windows of T+1 tokens: inputs (B,T), targets (B,T) shifted by one, -1 where the
+ * shard's mask says "no loss". Random mode draws window starts from (seed, step, row) so batch k
+ * is the same whatever happened before it; sequential mode walks the shard in order and wraps
+ * into the next epoch. The state is two integers, saved and restored for exact resume. */
+typedef struct {
+    uint64_t step;  /* batches drawn so far */
+    uint64_t pos;   /* sequential: next window start */
+    uint64_t epoch; /* sequential: completed passes */
+} lf_loader_state;
+
+typedef struct lf_loader lf_loader;
+lf_status lf_loader_init(lf_loader **out, const lf_shard *s, int B, int T, uint64_t seed, int sequential);
+void lf_loader_free(lf_loader *l);
+lf_status lf_loader_next(lf_loader *l, int32_t *inputs, int32_t *targets);
+lf_loader_state lf_loader_get_state(const lf_loader *l);
+void lf_loader_set_state(lf_loader *l, lf_loader_state st);
+
+/* ---- preparation */
+typedef struct {
+    const char *tokenizer;     /* required unless text_only */
+    const char *const *inputs; /* files and folders */
+    int n_inputs;
+    const char *builtin;       /* "kjv" or "fortunes" (instead of, or besides, inputs) */
+    const char *output;        /* folder */
+    const char *delimiter;     /* split plain-text files into documents at this string (NULL: file = doc) */
+    float val_fraction;        /* share of documents for validation (default 0.05) */
+    uint64_t seed;
+    int threads;
+    int quiet;
+    int text_only;             /* write the built-in corpus as text/JSONL and stop */
+} lf_prepare_opts;
+
+typedef struct {
+    size_t docs[2], tokens[2], bytes; /* [0] train, [1] validation */
+    size_t skipped_files, invalid_utf8_docs;
+    int n_labels, n_tasks;
+    double seconds;
+} lf_prepare_stats;
+
+lf_status lf_prepare(const lf_prepare_opts *o, lf_prepare_stats *stats);
+
+#endif

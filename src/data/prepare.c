@@ -1,0 +1,580 @@
+/* lmforge prepare: text files, folders, JSONL task files and built-in corpora -> token shards.
+ * Documents are gathered (in a deterministic order), split into train/validation by a seeded
+ * hash of their content (stratified by label for classification data), tokenized in parallel
+ * with one encoder per thread, and written as two shards plus meta.json. */
+#define _GNU_SOURCE /* memmem */
+#include "data_internal.h"
+#include "lmforge/ckpt.h"
+#include "lmforge/report.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+lf_status lf_docs_push(doc_list *l, char *text, size_t len, size_t prompt_len, int task, int label, const char *src) {
+    if (l->n == l->cap) {
+        size_t nc = l->cap ? l->cap * 2 : 1024;
+        lf_doc *d = realloc(l->d, nc * sizeof *d);
+        if (!d) {
+            free(text);
+            lf_set_error("out of memory holding %zu documents", l->n);
+            return LF_ERR_NOMEM;
+        }
+        l->d = d;
+        l->cap = nc;
+    }
+    l->d[l->n++] = (lf_doc){text, len, prompt_len, task, label, src};
+    return LF_OK;
+}
+
+int lf_docs_intern(char ***names, int *n, const char *s) {
+    for (int i = 0; i < *n; i++)
+        if (!strcmp((*names)[i], s)) return i;
+    char **nn = realloc(*names, sizeof *nn * (size_t)(*n + 1));
+    if (!nn) return -1;
+    *names = nn;
+    nn[*n] = strdup(s);
+    return nn[*n] ? (*n)++ : -1;
+}
+
+void lf_docs_free(doc_list *l) {
+    for (size_t i = 0; i < l->n; i++) free(l->d[i].text);
+    free(l->d);
+    for (int i = 0; i < l->n_labels; i++) free(l->labels[i]);
+    for (int i = 0; i < l->n_tasks; i++) free(l->tasks[i]);
+    free(l->labels);
+    free(l->tasks);
+    memset(l, 0, sizeof *l);
+}
+
+/* ---------------------------------------------------------------- reading inputs */
+
+typedef struct {
+    const lf_prepare_opts *o;
+    doc_list *docs;
+    size_t skipped;
+    char **paths; /* interned source paths for messages */
+    size_t npaths;
+} gather_ctx;
+
+static const char *keep_path(gather_ctx *g, const char *p) {
+    char **np = realloc(g->paths, sizeof *np * (g->npaths + 1));
+    if (!np) return p;
+    g->paths = np;
+    np[g->npaths] = strdup(p);
+    return np[g->npaths] ? np[g->npaths++] : p;
+}
+
+static char *read_file(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        lf_set_error("%s: cannot open (%s)", path, strerror(errno));
+        return NULL;
+    }
+    struct stat sb;
+    if (fstat(fileno(f), &sb) != 0) {
+        fclose(f);
+        return NULL;
+    }
+    char *b = malloc((size_t)sb.st_size + 1);
+    if (!b || fread(b, 1, (size_t)sb.st_size, f) != (size_t)sb.st_size) {
+        free(b);
+        fclose(f);
+        lf_set_error("%s: read failed (%s)", path, b ? strerror(errno) : "out of memory");
+        return NULL;
+    }
+    fclose(f);
+    b[sb.st_size] = 0;
+    *len = (size_t)sb.st_size;
+    return b;
+}
+
+static int ends_with(const char *s, const char *suf) {
+    size_t a = strlen(s), b = strlen(suf);
+    return a >= b && strcmp(s + a - b, suf) == 0;
+}
+
+static lf_status jsonl_records(gather_ctx *g, const char *path, char *buf, size_t len) {
+    const char *src = keep_path(g, path);
+    size_t line = 0, pos = 0, found = 0;
+    while (pos < len) {
+        char *nl = memchr(buf + pos, '\n', len - pos);
+        size_t end = nl ? (size_t)(nl - buf) : len;
+        line++;
+        size_t a = pos, b = end;
+        pos = end + 1;
+        while (a < b && (buf[a] == ' ' || buf[a] == '\t' || buf[a] == '\r')) a++;
+        while (b > a && (buf[b - 1] == ' ' || buf[b - 1] == '\t' || buf[b - 1] == '\r')) b--;
+        if (a == b) continue;
+        json_error_t jerr;
+        json_t *r = json_loadb(buf + a, b - a, 0, &jerr);
+#define REC_FAIL(...)                                                                              \
+    do {                                                                                           \
+        char m_[400];                                                                              \
+        snprintf(m_, sizeof m_, __VA_ARGS__);                                                      \
+        lf_set_error("%s:%zu: %s", path, line, m_);                                                \
+        json_decref(r);                                                                            \
+        return LF_ERR_FORMAT;                                                                      \
+    } while (0)
+        if (!r) REC_FAIL("invalid JSON at column %d: %s", jerr.column, jerr.text);
+        if (!json_is_object(r)) REC_FAIL("each line must be a JSON object");
+        json_t *text = json_object_get(r, "text"), *prompt = json_object_get(r, "prompt"),
+               *comp = json_object_get(r, "completion"), *label = json_object_get(r, "label"),
+               *task = json_object_get(r, "task");
+        int task_id = 0;
+        if (task) {
+            if (!json_is_string(task)) REC_FAIL("\"task\" must be a string");
+            task_id = lf_docs_intern(&g->docs->tasks, &g->docs->n_tasks, json_string_value(task));
+            if (task_id > 65535) REC_FAIL("more than 65536 tasks");
+        }
+        char *t;
+        size_t tl, pl = 0;
+        int lab = -1;
+        if (text) {
+            if (!json_is_string(text)) REC_FAIL("\"text\" must be a string, got %s", json_is_null(text) ? "null" : "another type");
+            if (prompt || comp) REC_FAIL("a record has either \"text\" or \"prompt\"+\"completion\", not both");
+            if (label) {
+                char lb[256];
+                if (json_is_string(label)) snprintf(lb, sizeof lb, "%s", json_string_value(label));
+                else if (json_is_integer(label)) snprintf(lb, sizeof lb, "%lld", (long long)json_integer_value(label));
+                else REC_FAIL("\"label\" must be a string or an integer");
+                if (!lb[0]) REC_FAIL("\"label\" is empty");
+                lab = lf_docs_intern(&g->docs->labels, &g->docs->n_labels, lb);
+            }
+            tl = json_string_length(text);
+            t = malloc(tl + 1);
+            if (!t) REC_FAIL("out of memory");
+            memcpy(t, json_string_value(text), tl);
+        } else if (prompt || comp) {
+            if (!json_is_string(prompt)) REC_FAIL("\"prompt\" must be a string (missing or mistyped)");
+            if (!json_is_string(comp)) REC_FAIL("\"completion\" must be a string (missing or mistyped)");
+            if (label) REC_FAIL("\"label\" goes with \"text\", not with prompt/completion");
+            pl = json_string_length(prompt);
+            tl = pl + json_string_length(comp);
+            t = malloc(tl + 1);
+            if (!t) REC_FAIL("out of memory");
+            memcpy(t, json_string_value(prompt), pl);
+            memcpy(t + pl, json_string_value(comp), tl - pl);
+        } else {
+            REC_FAIL("record has no \"text\" and no \"prompt\"/\"completion\" field");
+        }
+#undef REC_FAIL
+        json_decref(r);
+        lf_status st = lf_docs_push(g->docs, t, tl, pl, task_id, lab, src);
+        if (st) return st;
+        found++;
+    }
+    if (!found) {
+        lf_set_error("%s: no records (the file has only blank lines)", path);
+        return LF_ERR_FORMAT;
+    }
+    return LF_OK;
+}
+
+/* explicit: the user named this file (errors) rather than a folder holding it (skip + note) */
+static lf_status add_file(gather_ctx *g, const char *path, int explicit_file) {
+    size_t len;
+    char *buf = read_file(path, &len);
+    if (!buf) return LF_ERR_IO;
+    const char *why = NULL;
+    if (len == 0) why = "empty";
+    else if (memchr(buf, 0, len < 8192 ? len : 8192)) why = "binary (contains NUL bytes)";
+    if (why) {
+        free(buf);
+        if (explicit_file) {
+            lf_set_error("%s: file is %s; give text, or JSONL with a .jsonl extension", path, why);
+            return LF_ERR_FORMAT;
+        }
+        if (!g->o->quiet) fprintf(stderr, "lmforge prepare: skipping %s: %s\n", path, why);
+        g->skipped++;
+        return LF_OK;
+    }
+    if (ends_with(path, ".jsonl")) {
+        lf_status st = jsonl_records(g, path, buf, len);
+        free(buf);
+        return st;
+    }
+    const char *src = keep_path(g, path);
+    const char *delim = g->o->delimiter;
+    if (!delim || !*delim) return lf_docs_push(g->docs, buf, len, 0, 0, -1, src);
+    size_t dl = strlen(delim), pos = 0;
+    lf_status st = LF_OK;
+    while (pos <= len && !st) {
+        char *hit = memmem(buf + pos, len - pos, delim, dl);
+        size_t end = hit ? (size_t)(hit - buf) : len;
+        size_t a = pos, b = end;
+        while (a < b && (buf[a] == '\n' || buf[a] == '\r')) a++; /* no empty documents from runs of delimiters */
+        while (b > a && (buf[b - 1] == '\n' || buf[b - 1] == '\r')) b--;
+        if (b > a) {
+            char *d = malloc(b - a + 1);
+            if (!d) st = LF_ERR_NOMEM;
+            else {
+                memcpy(d, buf + a, b - a);
+                st = lf_docs_push(g->docs, d, b - a, 0, 0, -1, src);
+            }
+        }
+        if (!hit) break;
+        pos = end + dl;
+    }
+    free(buf);
+    return st;
+}
+
+static lf_status add_path(gather_ctx *g, const char *path, int top) {
+    struct stat sb;
+    if (stat(path, &sb) != 0) {
+        lf_set_error("%s: %s", path, strerror(errno));
+        return LF_ERR_IO;
+    }
+    if (S_ISREG(sb.st_mode)) return add_file(g, path, top);
+    if (!S_ISDIR(sb.st_mode)) {
+        if (top) {
+            lf_set_error("%s: not a regular file or folder", path);
+            return LF_ERR_ARG;
+        }
+        return LF_OK;
+    }
+    struct dirent **ents;
+    int n = scandir(path, &ents, NULL, alphasort); /* sorted: the same documents in the same order */
+    if (n < 0) {
+        lf_set_error("%s: cannot list folder (%s)", path, strerror(errno));
+        return LF_ERR_IO;
+    }
+    size_t before = g->docs->n;
+    lf_status st = LF_OK;
+    for (int i = 0; i < n; i++) {
+        if (!st && ents[i]->d_name[0] != '.') {
+            char child[4096];
+            snprintf(child, sizeof child, "%s/%s", path, ents[i]->d_name);
+            st = add_path(g, child, 0);
+        }
+        free(ents[i]);
+    }
+    free(ents);
+    if (!st && top && g->docs->n == before) {
+        lf_set_error("%s: folder has no readable text files (hidden, empty and binary files are skipped)", path);
+        return LF_ERR_NOTFOUND;
+    }
+    return st;
+}
+
+/* ---------------------------------------------------------------- split */
+
+typedef struct {
+    uint64_t h;
+    size_t i;
+} keyed;
+
+static int cmp_keyed(const void *a, const void *b) {
+    const keyed *x = a, *y = b;
+    return x->h < y->h ? -1 : x->h > y->h ? 1 : (x->i < y->i ? -1 : x->i > y->i);
+}
+
+/* is_val[i] = 1 for validation documents. Keyed by content, so the split does not depend on the
+ * order of the inputs; labelled data is split per label (stratified). */
+static lf_status split_docs(const doc_list *l, float frac, uint64_t seed, uint8_t *is_val) {
+    keyed *k = malloc(sizeof *k * (l->n ? l->n : 1));
+    if (!k) return LF_ERR_NOMEM;
+    int groups = l->n_labels > 0 ? l->n_labels : 1;
+    for (int g = -1; g < groups; g++) {
+        size_t m = 0;
+        for (size_t i = 0; i < l->n; i++) {
+            int lab = l->n_labels > 0 ? l->d[i].label : 0;
+            if (lab == g || (g == -1 && lab < 0 && l->n_labels > 0)) k[m++] = (keyed){lf_hash64(seed, lf_fnv1a(l->d[i].text, l->d[i].len), 0), i};
+        }
+        if (g == -1 && l->n_labels == 0) continue;
+        qsort(k, m, sizeof *k, cmp_keyed);
+        size_t nv = (size_t)((double)frac * (double)m + 0.5);
+        if (frac > 0 && nv == 0 && m >= 2) nv = 1;
+        if (nv >= m && m > 0) nv = m - 1; /* keep at least one training document */
+        for (size_t j = 0; j < m; j++) is_val[k[j].i] = j < nv;
+    }
+    free(k);
+    return LF_OK;
+}
+
+/* ---------------------------------------------------------------- tokenize + write */
+
+static int utf8_valid(const unsigned char *s, size_t n) {
+    for (size_t i = 0; i < n;) {
+        unsigned c = s[i];
+        size_t k = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+        if (!k || i + k > n) return 0;
+        for (size_t j = 1; j < k; j++)
+            if ((s[i + j] & 0xc0) != 0x80) return 0;
+        i += k;
+    }
+    return 1;
+}
+
+typedef struct {
+    lf_ids ids;
+    size_t n_prompt; /* leading ids that carry no loss */
+    lf_status st;
+} doc_ids;
+
+static lf_status tokenize_doc(lf_tok_encoder *e, const lf_tokenizer *t, const doc_list *l, const lf_doc *d, doc_ids *out) {
+    lf_ids ids = {0};
+    lf_status st = LF_OK;
+    if (lf_tokenizer_bos(t) >= 0 && lf_tokenizer_kind(t) == LF_TOK_SENTENCEPIECE) st = lf_ids_push(&ids, lf_tokenizer_bos(t));
+    size_t prompt = 0;
+    if (!st && d->label >= 0) { /* classification: "<text>\nlabel:" is the prompt, " <label>" the answer */
+        const char *lab = l->labels[d->label];
+        char *p = malloc(d->len + 8);
+        if (!p) st = LF_ERR_NOMEM;
+        else {
+            memcpy(p, d->text, d->len);
+            memcpy(p + d->len, "\nlabel:", 7);
+            st = lf_tok_encode(e, p, d->len + 7, 0, &ids);
+            free(p);
+        }
+        prompt = ids.n;
+        char ans[300];
+        snprintf(ans, sizeof ans, " %s", lab);
+        if (!st) st = lf_tok_encode(e, ans, strlen(ans), LF_ENC_CONTINUE, &ids);
+    } else if (!st && d->prompt_len > 0) {
+        st = lf_tok_encode(e, d->text, d->prompt_len, 0, &ids);
+        prompt = ids.n;
+        if (!st) st = lf_tok_encode(e, d->text + d->prompt_len, d->len - d->prompt_len, LF_ENC_CONTINUE, &ids);
+    } else if (!st) {
+        st = lf_tok_encode(e, d->text, d->len, 0, &ids);
+        prompt = lf_tokenizer_kind(t) == LF_TOK_SENTENCEPIECE && lf_tokenizer_bos(t) >= 0; /* BOS is never a target */
+    }
+    if (!st && lf_tokenizer_eos(t) >= 0) st = lf_ids_push(&ids, lf_tokenizer_eos(t));
+    out->ids = ids;
+    out->n_prompt = prompt;
+    out->st = st;
+    return st;
+}
+
+static lf_status builder_append(shard_builder *b, const doc_ids *di, int task, int need_mask) {
+    size_t n = di->ids.n;
+    if (b->n + n > b->cap) {
+        size_t nc = (b->n + n) * 2;
+        int32_t *p = realloc(b->tokens, nc * sizeof *p);
+        if (!p) return LF_ERR_NOMEM;
+        b->tokens = p;
+        if (need_mask) {
+            uint8_t *m = realloc(b->mask, nc);
+            if (!m) return LF_ERR_NOMEM;
+            b->mask = m;
+        }
+        b->cap = nc;
+    }
+    if (b->n_docs + 2 > b->doc_cap) {
+        size_t nc = (b->n_docs + 2) * 2;
+        uint64_t *p = realloc(b->doc_start, nc * sizeof *p);
+        uint16_t *q = realloc(b->tasks, nc * sizeof *q);
+        if (p) b->doc_start = p;
+        if (q) b->tasks = q;
+        if (!p || !q) return LF_ERR_NOMEM;
+        b->doc_cap = nc;
+    }
+    b->doc_start[b->n_docs] = b->n;
+    b->tasks[b->n_docs] = (uint16_t)task;
+    b->n_docs++;
+    memcpy(b->tokens + b->n, di->ids.ids, n * sizeof(int32_t));
+    if (need_mask)
+        for (size_t i = 0; i < n; i++) b->mask[b->n + i] = i >= di->n_prompt;
+    b->n += n;
+    return LF_OK;
+}
+
+static lf_status write_text_only(const lf_prepare_opts *o, const doc_list *l) {
+    char path[4200];
+    int jsonl = l->n_labels > 0;
+    snprintf(path, sizeof path, "%s/%s.%s", o->output, o->builtin ? o->builtin : "corpus", jsonl ? "jsonl" : "txt");
+    size_t cap = 1 << 20, n = 0;
+    char *buf = malloc(cap);
+    for (size_t i = 0; buf && i < l->n; i++) {
+        char *piece;
+        if (jsonl) {
+            json_t *r = json_object();
+            json_object_set_new(r, "text", json_stringn(l->d[i].text, l->d[i].len));
+            json_object_set_new(r, "label", json_string(l->labels[l->d[i].label]));
+            piece = json_dumps(r, JSON_COMPACT | JSON_PRESERVE_ORDER);
+            json_decref(r);
+        } else {
+            piece = malloc(l->d[i].len + 1);
+            if (piece) {
+                memcpy(piece, l->d[i].text, l->d[i].len);
+                piece[l->d[i].len] = 0;
+            }
+        }
+        if (!piece) break;
+        size_t pl = strlen(piece);
+        while (n + pl + 2 > cap) {
+            cap *= 2;
+            char *nb = realloc(buf, cap);
+            if (!nb) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = nb;
+        }
+        if (buf) {
+            memcpy(buf + n, piece, pl);
+            n += pl;
+            buf[n++] = '\n';
+            if (!jsonl) buf[n++] = '\n'; /* documents separated by a blank line */
+        }
+        free(piece);
+    }
+    if (!buf) return LF_ERR_NOMEM;
+    lf_status st = lf_write_file_atomic(path, buf, n);
+    free(buf);
+    if (!st && !o->quiet) printf("wrote %s (%zu documents)\n", path, l->n);
+    return st;
+}
+
+lf_status lf_prepare(const lf_prepare_opts *o, lf_prepare_stats *stats) {
+    memset(stats, 0, sizeof *stats);
+    double t0 = lf_now();
+    if (!o->output) {
+        lf_set_error("prepare: an output folder is required");
+        return LF_ERR_ARG;
+    }
+    if (!(o->val_fraction >= 0.0f && o->val_fraction < 1.0f)) {
+        lf_set_error("prepare: --val-fraction %g must be in [0, 1)", o->val_fraction);
+        return LF_ERR_ARG;
+    }
+    if (mkdir(o->output, 0755) != 0 && errno != EEXIST) {
+        lf_set_error("%s: cannot create folder (%s)", o->output, strerror(errno));
+        return LF_ERR_IO;
+    }
+    doc_list docs = {0};
+    gather_ctx g = {o, &docs, 0, NULL, 0};
+    lf_status st = LF_OK;
+    if (o->builtin) st = lf_builtin_docs(o->builtin, &docs);
+    for (int i = 0; i < o->n_inputs && !st; i++) st = add_path(&g, o->inputs[i], 1);
+    lf_tokenizer *tok = NULL;
+    if (!st && !docs.n) {
+        lf_set_error("prepare: no documents in the inputs (give text files, folders or .jsonl files, or --builtin)");
+        st = LF_ERR_NOTFOUND;
+    }
+    if (!st && o->text_only) {
+        st = write_text_only(o, &docs);
+        goto done;
+    }
+    if (!st && !o->tokenizer) {
+        lf_set_error("prepare: --tokenizer is required (or --text-only to write the corpus as text)");
+        st = LF_ERR_ARG;
+    }
+    if (!st) st = lf_tokenizer_load(&tok, o->tokenizer);
+    uint8_t *is_val = NULL;
+    doc_ids *di = NULL;
+    shard_builder sb[2];
+    memset(sb, 0, sizeof sb);
+    if (!st) {
+        is_val = calloc(docs.n, 1);
+        di = calloc(docs.n, sizeof *di);
+        if (!is_val || !di) st = LF_ERR_NOMEM;
+    }
+    if (!st) st = split_docs(&docs, o->val_fraction, o->seed, is_val);
+    int need_mask = docs.n_labels > 0;
+    for (size_t i = 0; i < docs.n; i++) {
+        need_mask |= docs.d[i].prompt_len > 0;
+        stats->bytes += docs.d[i].len;
+    }
+    if (!st) {
+        int nt = o->threads > 0 ? o->threads : lf_num_threads();
+        lf_progress pr;
+        lf_progress_start(&pr, "tokenizing", "MB", stats->bytes / 1e6, o->quiet);
+        size_t done_bytes = 0, bad_utf8 = 0;
+        int fail = 0;
+#pragma omp parallel num_threads(nt) reduction(+ : bad_utf8) reduction(| : fail)
+        {
+            lf_tok_encoder *e = NULL;
+            if (lf_tok_encoder_init(&e, tok)) fail = 1;
+#pragma omp for schedule(dynamic, 8)
+            for (size_t i = 0; i < docs.n; i++) {
+                if (fail) continue;
+                doc_ids local;
+                if (tokenize_doc(e, tok, &docs, &docs.d[i], &local)) fail = 1;
+                di[i] = local;
+                bad_utf8 += !utf8_valid((const unsigned char *)docs.d[i].text, docs.d[i].len);
+                size_t now;
+#pragma omp atomic capture
+                now = done_bytes += docs.d[i].len;
+                if (omp_get_thread_num() == 0) lf_progress_update(&pr, now / 1e6, NULL);
+            }
+            lf_tok_encoder_free(e);
+        }
+        lf_progress_end(&pr);
+        stats->invalid_utf8_docs = bad_utf8;
+        for (size_t i = 0; i < docs.n && !st; i++)
+            if (di[i].st) st = di[i].st;
+        if (!st && fail) st = LF_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < docs.n && !st; i++) { /* documents keep their input order within each split */
+        int v = is_val[i];
+        sb[v].has_tasks = docs.n_tasks > 0;
+        st = builder_append(&sb[v], &di[i], docs.d[i].task, need_mask);
+        stats->docs[v]++;
+        stats->tokens[v] += di[i].ids.n;
+    }
+    for (int v = 0; v < 2 && !st; v++) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s/%s.bin", o->output, v ? "val" : "train");
+        if (!need_mask) {
+            free(sb[v].mask);
+            sb[v].mask = NULL;
+        }
+        st = lf_shard_write(path, &sb[v], lf_tokenizer_fingerprint(tok), (uint32_t)lf_tokenizer_vocab_size(tok));
+    }
+    if (!st) { /* meta.json: what the shards hold and how they were made */
+        json_t *m = json_object(), *labels = json_array(), *tasks = json_array();
+        char fp[32];
+        snprintf(fp, sizeof fp, "%016llx", (unsigned long long)lf_tokenizer_fingerprint(tok));
+        json_object_set_new(m, "format", json_string("lmforge-shards"));
+        json_object_set_new(m, "version", json_integer(LF_SHARD_VERSION));
+        json_object_set_new(m, "tokenizer", json_string(o->tokenizer));
+        json_object_set_new(m, "tokenizer_fingerprint", json_string(fp));
+        json_object_set_new(m, "vocab_size", json_integer(lf_tokenizer_vocab_size(tok)));
+        json_object_set_new(m, "kind", json_string(docs.n_labels ? "classification" : need_mask ? "prompt-completion" : "text"));
+        if (docs.n_labels) json_object_set_new(m, "verbalizer", json_string("{text}\nlabel: {label}"));
+        for (int i = 0; i < docs.n_labels; i++) json_array_append_new(labels, json_string(docs.labels[i]));
+        for (int i = 0; i < docs.n_tasks; i++) json_array_append_new(tasks, json_string(docs.tasks[i]));
+        json_object_set_new(m, "labels", labels);
+        json_object_set_new(m, "tasks", tasks);
+        json_object_set_new(m, "val_fraction", json_real(round(o->val_fraction * 1e6) / 1e6));
+        json_object_set_new(m, "seed", json_integer((json_int_t)o->seed));
+        json_object_set_new(m, "train_docs", json_integer((json_int_t)stats->docs[0]));
+        json_object_set_new(m, "val_docs", json_integer((json_int_t)stats->docs[1]));
+        json_object_set_new(m, "train_tokens", json_integer((json_int_t)stats->tokens[0]));
+        json_object_set_new(m, "val_tokens", json_integer((json_int_t)stats->tokens[1]));
+        json_object_set_new(m, "input_bytes", json_integer((json_int_t)stats->bytes));
+        char *s = json_dumps(m, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        json_decref(m);
+        char path[4200];
+        snprintf(path, sizeof path, "%s/meta.json", o->output);
+        st = s ? lf_write_file_atomic(path, s, strlen(s)) : LF_ERR_NOMEM;
+        free(s);
+    }
+    stats->n_labels = docs.n_labels;
+    stats->n_tasks = docs.n_tasks;
+    for (size_t i = 0; di && i < docs.n; i++) lf_ids_free(&di[i].ids);
+    free(di);
+    free(is_val);
+    for (int v = 0; v < 2; v++) {
+        free(sb[v].tokens);
+        free(sb[v].mask);
+        free(sb[v].doc_start);
+        free(sb[v].tasks);
+    }
+done:
+    stats->skipped_files = g.skipped;
+    stats->seconds = lf_now() - t0;
+    for (size_t i = 0; i < g.npaths; i++) free(g.paths[i]);
+    free(g.paths);
+    lf_tokenizer_free(tok);
+    lf_docs_free(&docs);
+    return st;
+}
