@@ -27,6 +27,28 @@ if [ -f "$fixtures/llama2c_stories260K/model.bin" ]; then
 else
   echo "skipped: fixture missing ($fixtures/llama2c_stories260K)"
 fi
+# tokenizer and prepare from the command line
+gpt2="$fixtures/../data/gpt2"
+if [ -f "$gpt2/encoder.json" ]; then
+  ids=$(printf 'Hello world' | "$lmforge" tokenizer encode --tokenizer "$gpt2")
+  [ "$ids" = "[15496, 995]" ] && ok || bad "tokenizer encode: $ids"
+  back=$(echo "$ids" | "$lmforge" tokenizer decode --tokenizer "$gpt2")
+  [ "$back" = "Hello world" ] && ok || bad "tokenizer decode: $back"
+  ids=$(printf '<|endoftext|>' | "$lmforge" tokenizer encode --tokenizer "$gpt2/encoder.json" --allow-special --eos)
+  [ "$ids" = "[50256, 50256]" ] && ok || bad "--allow-special --eos: $ids"
+  echo '[1, "x"]' | "$lmforge" tokenizer decode --tokenizer "$gpt2" 2>"$tmp/e"; [ $? -ne 0 ] && grep -q "element 1" "$tmp/e" && ok || bad "decode of a bad array"
+  printf 'some text\n' > "$tmp/t.txt"
+  "$lmforge" prepare --tokenizer "$gpt2" --input "$tmp/t.txt" --output "$tmp/shards" --quiet && [ -f "$tmp/shards/train.bin" ] && ok || bad "prepare a text file"
+  printf '{"prompt": "a"}\n' > "$tmp/b.jsonl"
+  "$lmforge" prepare --tokenizer "$gpt2" --input "$tmp/b.jsonl" --output "$tmp/s2" 2>"$tmp/e"; rc=$?
+  [ $rc -eq 1 ] && [ "$(wc -l <"$tmp/e")" -eq 1 ] && grep -q "b.jsonl:1:" "$tmp/e" && ok || bad "prepare bad jsonl: $(cat "$tmp/e")"
+  printf 'the cat sat on the mat\n%.0s' $(seq 200) > "$tmp/corpus.txt"
+  "$lmforge" tokenizer train --vocab-size 300 --input "$tmp/corpus.txt" --output "$tmp/tok.json" --quiet && \
+    [ "$(printf 'the cat' | "$lmforge" tokenizer encode --tokenizer "$tmp/tok.json" | tr -cd , | wc -c)" -le 1 ] && ok || bad "tokenizer train + encode"
+  "$lmforge" tokenizer info --tokenizer "$fixtures/../data/llama2/tokenizer.bin" | grep -q "SentencePiece" && ok || bad "tokenizer info (llama2.c)"
+else
+  echo "skipped: fixture missing ($gpt2)"
+fi
 "$lmforge" demo --steps 60 > "$tmp/demo" 2>&1 && grep -q "held-out loss" "$tmp/demo" && ok || bad "demo --steps 60: $(tail -2 "$tmp/demo")"
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]
