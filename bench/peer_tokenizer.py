@@ -28,8 +28,13 @@ def best(fn, reps=3):
 
 hf = Tokenizer(models.BPE.from_file(os.path.join(gpt2_dir, "encoder.json"), os.path.join(gpt2_dir, "vocab.bpe")))
 hf.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-dt, ids = best(lambda: hf.encode(text).ids)
-print(f"tokenizers {tokenizers.__version__} encode: {len(ids)} tokens in {dt:.2f} s ({mb / dt:.1f} MB/s, 1 thread)")
+dt1, ids = best(lambda: hf.encode(text).ids)
+print(f"tokenizers {tokenizers.__version__} encode (one string): {len(ids)} tokens in {dt1:.2f} s ({mb / dt1:.1f} MB/s, 1 thread)")
+lines = text.splitlines(keepends=True)  # its usual use: many short texts; same ids for this text
+dt2, enc = best(lambda: hf.encode_batch(lines))
+n2 = sum(len(e.ids) for e in enc)
+print(f"tokenizers encode_batch (lines): {n2} tokens in {dt2:.2f} s ({mb / dt2:.1f} MB/s, RAYON_NUM_THREADS=1)")
+dt = min(dt1, dt2)
 print(f"result: hf_mbs={mb / dt:.2f} hf_tokens={len(ids)}")
 
 byte_decoder = {}
