@@ -61,6 +61,22 @@ int main(int argc, char **argv) {
           first_diff >= 0 ? seq[first_diff + 1] : 0, first_diff >= 0 ? ref_ids[first_diff] : 0);
     if (first_diff < 0) printf("256 greedy ids identical to run.c\n");
 
+    /* the same 256 ids through the KV cache */
+    LF_ASSERT(lf_model_cache_init(m, 0) == LF_OK);
+    float *lg = malloc(sizeof(float) * (size_t)V);
+    int32_t tok = 1;
+    int cache_diff = -1;
+    for (int n = 0; n < 256; n++) {
+        LF_ASSERT(lf_model_decode(m, &tok, 1, lg) == LF_OK);
+        int best = 0;
+        for (int v = 1; v < V; v++)
+            if (lg[v] > lg[best]) best = v;
+        if (best != ref_ids[n] && cache_diff < 0) cache_diff = n;
+        tok = best;
+    }
+    free(lg);
+    CHECK(cache_diff < 0, "KV-cache greedy ids differ from run.c first at index %d", cache_diff);
+
     /* save as a Hugging Face directory and reload: identical tensors */
     char dir[] = "/tmp/lf_test_llama2c_XXXXXX";
     LF_ASSERT(mkdtemp(dir));

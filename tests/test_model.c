@@ -220,7 +220,39 @@ static void test_bad_inputs(void) {
     lf_model_free(m);
 }
 
+/* KV-cache decoding reproduces the full forward's logits at every position */
+static void test_decode(lf_arch arch) {
+    lf_config c = small_config(arch, arch == LF_ARCH_GPT2);
+    lf_model *m;
+    LF_ASSERT(lf_model_init(&m, &c) == LF_OK);
+    lf_model_init_weights(m, 11);
+    int32_t x[12];
+    for (int i = 0; i < 12; i++) x[i] = (int32_t)(lf_hash64(4, 0, (uint64_t)i) % 29);
+    float l;
+    LF_ASSERT(lf_model_forward(m, x, NULL, 1, 12, &l) == LF_OK);
+    float *full = tu_alloc(12 * 29), logits[29];
+    memcpy(full, lf_model_logits(m), sizeof(float) * 12 * 29);
+    LF_ASSERT(lf_model_cache_init(m, 0) == LF_OK);
+    double worst = 0;
+    for (int t = 0; t < 12; t++) {
+        LF_ASSERT(lf_model_decode(m, x + t, 1, logits) == LF_OK);
+        worst = fmax(worst, tu_rel_err(logits, full + t * 29, 29));
+    }
+    lf_model_cache_reset(m);
+    LF_ASSERT(lf_model_decode(m, x, 7, logits) == LF_OK); /* prefill several at once */
+    LF_ASSERT(lf_model_decode(m, x + 7, 5, logits) == LF_OK);
+    worst = fmax(worst, tu_rel_err(logits, full + 11 * 29, 29));
+    CHECK(worst < 1e-5, "%s: KV-cache decode vs full forward: rel err %.3g", arch == LF_ARCH_GPT2 ? "gpt2" : "llama", worst);
+    CHECK(lf_model_cache_len(m) == 12, "cache length %d", lf_model_cache_len(m));
+    int32_t more[5] = {0};
+    CHECK(lf_model_decode(m, more, 5, logits) == LF_ERR_ARG, "decoding past max_seq must be refused");
+    free(full);
+    lf_model_free(m);
+}
+
 int main(void) {
+    test_decode(LF_ARCH_GPT2);
+    test_decode(LF_ARCH_LLAMA);
     fd_model(LF_ARCH_GPT2, 1, 0.0f, 0.0f);
     fd_model(LF_ARCH_GPT2, 0, 0.1f, 0.1f);
     fd_model(LF_ARCH_LLAMA, 0, 0.0f, 0.0f);

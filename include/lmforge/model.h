@@ -89,6 +89,14 @@ lf_status lf_model_alloc_grads(lf_model *m);
 const float *lf_model_logits(const lf_model *m);
 int lf_model_counted(const lf_model *m); /* positions that carried loss in the last forward */
 
+/* Incremental decoding (inference, dropout off) with a key/value cache of up to max_len positions
+ * (<= max_seq; 0 = max_seq). decode feeds n tokens after the cached ones and writes the logits of
+ * the last one (V floats). reset forgets the cached positions. */
+lf_status lf_model_cache_init(lf_model *m, int max_len);
+void lf_model_cache_reset(lf_model *m);
+int lf_model_cache_len(const lf_model *m);
+lf_status lf_model_decode(lf_model *m, const int32_t *tokens, int n, float *logits);
+
 /* Copy a parameter (or its gradient) into dst in Hugging Face layout (transposing Conv1D). */
 void lf_param_to_hf(const lf_param *p, const float *src, float *dst);
 void lf_param_from_hf(lf_param *p, const float *src);
