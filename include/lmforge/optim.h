@@ -41,6 +41,7 @@ float lf_optim_grad_norm(lf_optim *o);
  * *norm. If the norm is not finite the update is skipped and LF_ERR_ARG is returned. */
 lf_status lf_optim_step(lf_optim *o, float lr, float *norm);
 int lf_optim_t(const lf_optim *o); /* updates applied so far */
+void lf_optim_set_t(lf_optim *o, int t); /* when restoring a checkpoint */
 
 /* Moments for checkpointing, in parameter-table order (trainable tensors only) */
 float *lf_optim_moment(lf_optim *o, int param_index, int which /* 0 = m, 1 = v */);

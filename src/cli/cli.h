@@ -9,6 +9,10 @@ int cmd_info(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_tokenizer(int argc, char **argv);
 int cmd_prepare(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_config(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
 
 /* prints "lmforge <cmd>: <message>" from lf_last_error() and returns 1 */
 int cli_fail(const char *cmd);

@@ -19,6 +19,10 @@ static const struct {
     {"info", cmd_info, "print a model's configuration and parameter table"},
     {"tokenizer", cmd_tokenizer, "encode, decode, train or inspect a tokenizer (GPT-2 BPE, Llama SentencePiece)"},
     {"prepare", cmd_prepare, "tokenize text, folders, JSONL task files or a built-in corpus into shards"},
+    {"train", cmd_train, "train or fine-tune a model from a config (--key=value overrides, --resume)"},
+    {"config", cmd_config, "'config show': print the resolved training configuration"},
+    {"eval", cmd_eval, "perplexity, loss and bits per byte on text, folders or shards (sliding window)"},
+    {"generate", cmd_generate, "sample text with a KV cache (greedy, temperature, top-k, top-p)"},
     {"convert", cmd_convert, "load a model (HF directory or llama2.c .bin) and save it as an HF directory"},
 };
 

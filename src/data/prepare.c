@@ -529,6 +529,11 @@ lf_status lf_prepare(const lf_prepare_opts *o, lf_prepare_stats *stats) {
         }
         st = lf_shard_write(path, &sb[v], lf_tokenizer_fingerprint(tok), (uint32_t)lf_tokenizer_vocab_size(tok));
     }
+    if (!st && lf_tokenizer_kind(tok) == LF_TOK_BYTELEVEL) { /* shards + tokenizer travel together */
+        char path[4200];
+        snprintf(path, sizeof path, "%s/tokenizer.json", o->output);
+        st = lf_tokenizer_save_json(tok, path);
+    }
     if (!st) { /* meta.json: what the shards hold and how they were made */
         json_t *m = json_object(), *labels = json_array(), *tasks = json_array();
         char fp[32];

@@ -94,6 +94,7 @@ void lf_optim_free(lf_optim *o) {
 }
 
 int lf_optim_t(const lf_optim *o) { return o->t; }
+void lf_optim_set_t(lf_optim *o, int t) { o->t = t; }
 float *lf_optim_moment(lf_optim *o, int i, int which) {
     if (i < 0 || i >= o->n) return NULL;
     return which ? o->v[i] : o->m[i];

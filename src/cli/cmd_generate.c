@@ -1,0 +1,85 @@
+/* lmforge generate MODEL --prompt TEXT: KV-cache decoding, streamed token by token. */
+#include "cli.h"
+#include "lmforge/ckpt.h"
+#include "lmforge/eval.h"
+#include "lmforge/tokenizer.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int cmd_generate(int argc, char **argv) {
+    const char *model = NULL, *prompt = "", *tokp = NULL;
+    int max_tokens = 100, stop_eos = 1;
+    lf_sampler s = {0.8f, 40, 1.0f, 42};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int has = i + 1 < argc, seed;
+        if (!strcmp(a, "--prompt") && has) prompt = argv[++i];
+        else if (!strcmp(a, "--tokenizer") && has) tokp = argv[++i];
+        else if (!strcmp(a, "--max-tokens") && has) {
+            if (cli_parse_int(argv[++i], &max_tokens) || max_tokens < 0) goto usage;
+        } else if (!strcmp(a, "--temperature") && has) {
+            if (cli_parse_float(argv[++i], &s.temperature)) goto usage;
+        } else if (!strcmp(a, "--top-k") && has) {
+            if (cli_parse_int(argv[++i], &s.top_k) || s.top_k < 0) goto usage;
+        } else if (!strcmp(a, "--top-p") && has) {
+            if (cli_parse_float(argv[++i], &s.top_p) || !(s.top_p > 0)) goto usage;
+        } else if (!strcmp(a, "--seed") && has) {
+            if (cli_parse_int(argv[++i], &seed)) goto usage;
+            s.seed = (uint64_t)seed;
+        } else if (!strcmp(a, "--greedy")) s.temperature = 0;
+        else if (!strcmp(a, "--ignore-eos")) stop_eos = 0;
+        else if (a[0] != '-' && !model) model = a;
+        else goto usage;
+    }
+    if (!model) goto usage;
+    lf_model *m;
+    if (lf_model_load(&m, model)) return cli_fail("generate");
+    char p[4096];
+    snprintf(p, sizeof p, "%s/tokenizer.json", model);
+    lf_tokenizer *t;
+    if (lf_tokenizer_load(&t, tokp ? tokp : p)) {
+        lf_model_free(m);
+        return cli_fail("generate");
+    }
+    const lf_config *mc = lf_model_config(m);
+    lf_ids ids = {0};
+    unsigned flags = lf_tokenizer_kind(t) == LF_TOK_SENTENCEPIECE ? LF_ENC_BOS : 0;
+    lf_tokenizer_encode(t, prompt, strlen(prompt), flags, &ids);
+    if (ids.n == 0 && lf_tokenizer_eos(t) >= 0) lf_ids_push(&ids, lf_tokenizer_eos(t)); /* empty prompt: start a document */
+    int rc = 0;
+    if (ids.n == 0 || (int)ids.n >= mc->max_seq) {
+        fprintf(stderr, "lmforge generate: the prompt has %zu tokens; the model takes 1..%d\n", ids.n, mc->max_seq - 1);
+        rc = 2;
+    }
+    float *logits = malloc(sizeof(float) * (size_t)mc->vocab_size), *scratch = malloc(sizeof(float) * 2 * (size_t)mc->vocab_size);
+    if (!rc && (!logits || !scratch || lf_model_cache_init(m, 0) || lf_model_decode(m, ids.ids, (int)ids.n, logits))) rc = cli_fail("generate");
+    fputs(prompt, stdout);
+    fflush(stdout);
+    double t0 = lf_now();
+    int made = 0;
+    for (; !rc && made < max_tokens && lf_model_cache_len(m) < mc->max_seq; made++) {
+        int tok = lf_sample(logits, mc->vocab_size, &s, (uint64_t)made, scratch);
+        if (stop_eos && tok == lf_tokenizer_eos(t)) break;
+        size_t len;
+        const char *piece = lf_tokenizer_piece(t, tok, &len);
+        if (piece && tok < lf_tokenizer_vocab_size(t)) fwrite(piece, 1, len, stdout); /* streamed as it comes */
+        fflush(stdout);
+        if (lf_model_cache_len(m) >= mc->max_seq) break;
+        if (lf_model_decode(m, &tok, 1, logits)) rc = cli_fail("generate");
+    }
+    double dt = lf_now() - t0;
+    fputc('\n', stdout);
+    fprintf(stderr, "[%d tokens in %.2f s, %.1f tokens/s]\n", made, dt, made / (dt > 0 ? dt : 1e-9));
+    free(logits);
+    free(scratch);
+    lf_ids_free(&ids);
+    lf_tokenizer_free(t);
+    lf_model_free(m);
+    return rc;
+usage:
+    fprintf(stderr, "usage: lmforge generate MODEL [--prompt TEXT] [--max-tokens N] [--temperature T] [--top-k K]\n"
+                    "                               [--top-p P] [--seed S] [--greedy] [--ignore-eos] [--tokenizer PATH]\n");
+    return 2;
+}

@@ -1,0 +1,112 @@
+/* Sliding-window evaluation and sampling. */
+#include "lmforge/eval.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+lf_status lf_eval_sequence(lf_model *m, const int32_t *ids, size_t n, const uint8_t *is_target, int T, int stride,
+                           int B, lf_eval_result *r) {
+    memset(r, 0, sizeof *r);
+    double t0 = lf_now();
+    if (T < 2 || stride < 1 || stride > T || B < 1) {
+        lf_set_error("eval: need context >= 2 and 1 <= stride <= context (got %d, %d)", T, stride);
+        return LF_ERR_ARG;
+    }
+    if (n < 2) {
+        lf_set_error("eval: need at least 2 tokens, got %zu", n);
+        return LF_ERR_ARG;
+    }
+    int32_t *x = malloc(sizeof *x * (size_t)B * T), *y = malloc(sizeof *y * (size_t)B * T);
+    if (!x || !y) {
+        free(x);
+        free(y);
+        return LF_ERR_NOMEM;
+    }
+    size_t scored_to = 0; /* targets j < scored_to+1 are done: the next unscored target is scored_to+1 */
+    size_t begin = 0;
+    lf_status st = LF_OK;
+    while (scored_to + 1 < n && !st) {
+        int rows = 0;
+        for (; rows < B && scored_to + 1 < n; rows++) {
+            size_t end = begin + (size_t)T < n - 1 ? begin + (size_t)T : n - 1; /* inputs [begin, end), targets up to end */
+            for (int t = 0; t < T; t++) {
+                size_t i = begin + (size_t)t;
+                x[rows * T + t] = i < end ? ids[i] : 0; /* padding after the end is causal-masked away */
+                size_t j = i + 1;
+                int score = i < end && j > scored_to && (!is_target || is_target[j]);
+                y[rows * T + t] = score ? ids[j] : -1;
+            }
+            scored_to = end;
+            r->windows++;
+            if (end >= n - 1) {
+                rows++;
+                break;
+            }
+            begin += (size_t)stride;
+        }
+        float loss;
+        st = lf_model_forward(m, x, y, rows, T, &loss);
+        if (!st) {
+            r->loss_sum += (double)loss * lf_model_counted(m);
+            r->targets += (size_t)lf_model_counted(m);
+        }
+    }
+    free(x);
+    free(y);
+    r->seconds = lf_now() - t0;
+    return st;
+}
+
+typedef struct {
+    float v;
+    int i;
+} cand;
+
+static int cmp_cand_desc(const void *a, const void *b) {
+    float x = ((const cand *)a)->v, y = ((const cand *)b)->v;
+    return x < y ? 1 : x > y ? -1 : ((const cand *)a)->i - ((const cand *)b)->i;
+}
+
+int lf_sample(const float *logits, int V, const lf_sampler *s, uint64_t step, float *scratch) {
+    int best = 0;
+    for (int v = 1; v < V; v++)
+        if (logits[v] > logits[best]) best = v;
+    if (s->temperature <= 0.0f) return best;
+    cand *c = (cand *)scratch; /* 2*V floats hold V candidates */
+    int n = 0;
+    for (int v = 0; v < V; v++) c[n++] = (cand){logits[v] / s->temperature, v};
+    int k = s->top_k > 0 && s->top_k < n ? s->top_k : n;
+    if (k < n || s->top_p < 1.0f) qsort(c, (size_t)n, sizeof *c, cmp_cand_desc);
+    n = k;
+    double mx = c[0].v, sum = 0.0;
+    for (int i = 0; i < n; i++) mx = c[i].v > mx ? c[i].v : mx;
+    double *p = malloc(sizeof *p * (size_t)n);
+    if (!p) return best;
+    for (int i = 0; i < n; i++) sum += p[i] = exp(c[i].v - mx);
+    if (s->top_p < 1.0f) { /* smallest prefix of the sorted candidates with mass >= top_p */
+        double acc = 0.0;
+        int keep = n;
+        for (int i = 0; i < n; i++) {
+            acc += p[i] / sum;
+            if (acc >= s->top_p) {
+                keep = i + 1;
+                break;
+            }
+        }
+        n = keep;
+        sum = 0.0;
+        for (int i = 0; i < n; i++) sum += p[i];
+    }
+    double u = lf_u01(lf_hash64(s->seed, 0x5a3b1e, step)) * sum, acc = 0.0;
+    int pick = c[n - 1].i;
+    for (int i = 0; i < n; i++) {
+        acc += p[i];
+        if (u < acc) {
+            pick = c[i].i;
+            break;
+        }
+    }
+    free(p);
+    return pick;
+}

@@ -1,0 +1,325 @@
+/* The training configuration: one table of keys (name, type, default, help) drives defaults,
+ * JSON files, --key=value overrides, validation hints and 'lmforge config show'. */
+#include "lmforge/train.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum { K_INT, K_FLOAT, K_BOOL, K_STR } ktype;
+typedef struct {
+    const char *name;
+    ktype type;
+    size_t off, size;
+    const char *def;
+    const char *help;
+} key_def;
+
+#define I(n, d, h) {#n, K_INT, offsetof(lf_train_config, n), 0, d, h}
+#define F(n, d, h) {#n, K_FLOAT, offsetof(lf_train_config, n), 0, d, h}
+#define B(n, d, h) {#n, K_BOOL, offsetof(lf_train_config, n), 0, d, h}
+#define S(n, d, h) {#n, K_STR, offsetof(lf_train_config, n), sizeof(((lf_train_config *)0)->n), d, h}
+static const key_def keys[] = {
+    S(run_dir, "runs/train", "folder for checkpoints, best/, metrics.jsonl"),
+    S(data, "", "folder made by 'lmforge prepare' (train.bin, val.bin, meta.json)"),
+    S(tokenizer, "", "tokenizer (default: the data's meta.json, or the init model's tokenizer.json)"),
+    S(init, "", "start from this model (Hugging Face folder or llama2.c .bin); empty = from scratch"),
+    S(tensorboard, "", "also write TensorBoard event files into this folder"),
+    S(arch, "llama", "from scratch: llama or gpt2"),
+    I(d_model, "256", "from scratch: width"),
+    I(n_layer, "4", "from scratch: blocks"),
+    I(n_head, "4", "from scratch: attention heads"),
+    I(n_kv_head, "2", "from scratch: key/value heads (llama; divides n_head)"),
+    I(d_ff, "688", "from scratch: MLP width"),
+    I(context, "128", "sequence length of training windows (and of a new model)"),
+    B(tie_embeddings, "true", "from scratch: share the embedding and output matrices"),
+    F(rope_theta, "10000", "from scratch (llama): RoPE base"),
+    F(norm_eps, "1e-5", "from scratch: norm epsilon"),
+    F(dropout, "-1", "set all three dropout rates (negative: keep the model's)"),
+    F(dropout_embd, "-1", "dropout on embeddings (negative: keep the model's)"),
+    F(dropout_attn, "-1", "dropout on attention probabilities (negative: keep the model's)"),
+    F(dropout_resid, "-1", "dropout on residual branches (negative: keep the model's)"),
+    F(weight_decay, "0.1", "AdamW decoupled weight decay (matrices only)"),
+    F(label_smoothing, "0", "cross-entropy label smoothing"),
+    F(grad_clip, "1.0", "global gradient-norm clip (0 = off)"),
+    B(freeze_embeddings, "false", "freeze token/position embeddings (and a tied head)"),
+    I(freeze_layers, "0", "freeze the first N blocks"),
+    I(batch_size, "16", "sequences per micro-batch"),
+    I(grad_accum, "1", "micro-batches per optimizer step"),
+    I(max_steps, "1000", "optimizer steps (the LR schedule spans them)"),
+    F(max_minutes, "0", "stop (with a checkpoint) after this many minutes; 0 = no limit"),
+    F(lr, "3e-3", "peak learning rate"),
+    F(min_lr, "3e-4", "final learning rate (linear, cosine)"),
+    S(schedule, "cosine", "constant, linear or cosine"),
+    I(warmup_steps, "50", "linear warmup steps"),
+    F(beta1, "0.9", "AdamW beta1"),
+    F(beta2, "0.95", "AdamW beta2"),
+    F(adam_eps, "1e-8", "AdamW epsilon"),
+    I(eval_every, "100", "evaluate on the validation split every N steps (0 = only at start and end)"),
+    I(eval_batches, "20", "validation batches per evaluation"),
+    I(patience, "0", "early stopping: evaluations without improvement before stopping (0 = off)"),
+    F(min_delta, "0", "early stopping: smallest validation-loss drop that counts as improvement"),
+    I(checkpoint_every, "200", "write a checkpoint every N steps (and at the end)"),
+    I(keep_checkpoints, "2", "step checkpoints to keep (best/ is kept separately)"),
+    I(seed, "1337", "seed for data order, dropout and initialisation"),
+    I(threads, "0", "threads (0 = OMP_NUM_THREADS or all cores)"),
+    I(max_bad_steps, "5", "stop after this many non-finite steps in a row"),
+    I(log_every, "10", "steps between log lines / metrics records"),
+    I(stop_after_steps, "0", "stop (with a checkpoint) after this many steps in this invocation"),
+    B(quiet, "false", "print only the summary and errors"),
+    B(json, "false", "print one JSON object per event on stdout"),
+};
+#define NKEYS (sizeof keys / sizeof keys[0])
+
+static const key_def *find_key(const char *name) {
+    for (size_t i = 0; i < NKEYS; i++)
+        if (!strcmp(keys[i].name, name)) return &keys[i];
+    return NULL;
+}
+
+static size_t edit_distance(const char *a, const char *b) {
+    size_t la = strlen(a), lb = strlen(b), row[64];
+    if (lb >= 63) return 99;
+    for (size_t j = 0; j <= lb; j++) row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t prev = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t cur = row[j];
+            size_t sub = prev + (a[i - 1] != b[j - 1]);
+            size_t best = row[j] + 1 < row[j - 1] + 1 ? row[j] + 1 : row[j - 1] + 1;
+            row[j] = sub < best ? sub : best;
+            prev = cur;
+        }
+    }
+    return row[lb];
+}
+
+static void unknown_key(const char *name, const char *where) {
+    const char *best = NULL;
+    size_t bd = 99;
+    for (size_t i = 0; i < NKEYS; i++) {
+        size_t d = edit_distance(name, keys[i].name);
+        if (d < bd || (strstr(keys[i].name, name) && d < 99 && !best)) {
+            bd = d;
+            best = keys[i].name;
+        }
+    }
+    if (best && bd <= 3) lf_set_error("%s: unknown key '%s' (did you mean '%s'?)", where, name, best);
+    else lf_set_error("%s: unknown key '%s' (see 'lmforge train --help' for the keys)", where, name);
+}
+
+lf_status lf_train_config_set(lf_train_config *c, const char *key, const char *value) {
+    const key_def *k = find_key(key);
+    if (!k) {
+        unknown_key(key, "config");
+        return LF_ERR_ARG;
+    }
+    char *p = (char *)c + k->off, *end;
+    errno = 0;
+    switch (k->type) {
+    case K_INT: {
+        long v = strtol(value, &end, 10);
+        if (errno || end == value || *end || v < -2147483647L || v > 2147483647L) {
+            lf_set_error("config: '%s' needs an integer, got '%s'", key, value);
+            return LF_ERR_ARG;
+        }
+        *(int *)p = (int)v;
+        break;
+    }
+    case K_FLOAT: {
+        float v = strtof(value, &end);
+        if (errno || end == value || *end || !isfinite(v)) {
+            lf_set_error("config: '%s' needs a number, got '%s'", key, value);
+            return LF_ERR_ARG;
+        }
+        *(float *)p = v;
+        break;
+    }
+    case K_BOOL:
+        if (!strcmp(value, "true") || !strcmp(value, "1") || !strcmp(value, "yes")) *(int *)p = 1;
+        else if (!strcmp(value, "false") || !strcmp(value, "0") || !strcmp(value, "no")) *(int *)p = 0;
+        else {
+            lf_set_error("config: '%s' needs true or false, got '%s'", key, value);
+            return LF_ERR_ARG;
+        }
+        break;
+    case K_STR:
+        if (strlen(value) >= k->size) {
+            lf_set_error("config: '%s' is longer than %zu characters", key, k->size - 1);
+            return LF_ERR_ARG;
+        }
+        strcpy(p, value);
+        break;
+    }
+    return LF_OK;
+}
+
+void lf_train_config_defaults(lf_train_config *c) {
+    memset(c, 0, sizeof *c);
+    for (size_t i = 0; i < NKEYS; i++) LF_ASSERT(lf_train_config_set(c, keys[i].name, keys[i].def) == LF_OK);
+}
+
+static lf_status apply_json(lf_train_config *c, json_t *j, const char *what) {
+    if (!json_is_object(j)) {
+        lf_set_error("%s: the configuration must be a JSON object", what);
+        return LF_ERR_FORMAT;
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach(j, key, v) {
+        const key_def *k = find_key(key);
+        if (!k) {
+            unknown_key(key, what);
+            return LF_ERR_ARG;
+        }
+        char buf[LF_PATH];
+        if (json_is_string(v) && k->type == K_STR) snprintf(buf, sizeof buf, "%s", json_string_value(v));
+        else if (json_is_integer(v) && (k->type == K_INT || k->type == K_FLOAT)) snprintf(buf, sizeof buf, "%lld", (long long)json_integer_value(v));
+        else if (json_is_real(v) && k->type == K_FLOAT) snprintf(buf, sizeof buf, "%.9g", json_real_value(v));
+        else if (json_is_boolean(v) && k->type == K_BOOL) snprintf(buf, sizeof buf, "%s", json_is_true(v) ? "true" : "false");
+        else if (json_is_null(v) && k->type == K_STR) buf[0] = 0;
+        else {
+            static const char *tn[] = {"an integer", "a number", "true or false", "a string"};
+            lf_set_error("%s: '%s' must be %s", what, key, tn[k->type]);
+            return LF_ERR_ARG;
+        }
+        lf_status st = lf_train_config_set(c, key, buf);
+        if (st) {
+            char m[700];
+            snprintf(m, sizeof m, "%s: %s", what, lf_last_error());
+            lf_set_error("%s", m);
+            return st;
+        }
+    }
+    return LF_OK;
+}
+
+lf_status lf_train_config_load_file(lf_train_config *c, const char *path) {
+    json_error_t e;
+    json_t *j = json_load_file(path, JSON_REJECT_DUPLICATES, &e);
+    if (!j) {
+        lf_set_error("%s: %s at line %d (the config is JSON)", path, e.text, e.line);
+        return LF_ERR_FORMAT;
+    }
+    lf_status st = apply_json(c, j, path);
+    json_decref(j);
+    return st;
+}
+
+lf_status lf_train_config_from_json_text(lf_train_config *c, const char *text, const char *what) {
+    json_error_t e;
+    json_t *j = json_loads(text, 0, &e);
+    if (!j) {
+        lf_set_error("%s: %s", what, e.text);
+        return LF_ERR_FORMAT;
+    }
+    lf_status st = apply_json(c, j, what);
+    json_decref(j);
+    return st;
+}
+
+lf_status lf_train_config_args(lf_train_config *c, int argc, char **argv, const char **config_file, const char **resume) {
+    /* the config file first, so that --key=value overrides it wherever it appears */
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--config") && i + 1 < argc) *config_file = argv[++i];
+        else if (!strncmp(argv[i], "--config=", 9)) *config_file = argv[i] + 9;
+    }
+    if (*config_file) {
+        lf_status st = lf_train_config_load_file(c, *config_file);
+        if (st) return st;
+    }
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--config")) {
+            i++;
+            continue;
+        }
+        if (!strncmp(a, "--config=", 9)) continue;
+        if (!strcmp(a, "--resume") || !strncmp(a, "--resume=", 9)) {
+            if (a[8] == '=') *resume = a + 9;
+            else if (i + 1 < argc) *resume = argv[++i];
+            else {
+                lf_set_error("--resume needs a run or checkpoint folder");
+                return LF_ERR_ARG;
+            }
+            continue;
+        }
+        if (strncmp(a, "--", 2) != 0) {
+            lf_set_error("unexpected argument '%s' (options are --key=value)", a);
+            return LF_ERR_ARG;
+        }
+        char key[64];
+        const char *eq = strchr(a, '='), *val;
+        size_t kl = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
+        if (kl >= sizeof key) kl = sizeof key - 1;
+        memcpy(key, a + 2, kl);
+        key[kl] = 0;
+        for (char *p = key; *p; p++)
+            if (*p == '-') *p = '_';
+        const key_def *k = find_key(key);
+        if (eq) val = eq + 1;
+        else if (k && k->type == K_BOOL && (i + 1 >= argc || strncmp(argv[i + 1], "--", 2) == 0)) val = "true";
+        else if (i + 1 < argc) val = argv[++i];
+        else {
+            lf_set_error("option --%s needs a value", key);
+            return LF_ERR_ARG;
+        }
+        lf_status st = lf_train_config_set(c, key, val);
+        if (st) return st;
+    }
+    return LF_OK;
+}
+
+char *lf_train_config_json(const lf_train_config *c) {
+    json_t *j = json_object();
+    for (size_t i = 0; i < NKEYS; i++) {
+        const char *p = (const char *)c + keys[i].off;
+        switch (keys[i].type) {
+        case K_INT: json_object_set_new(j, keys[i].name, json_integer(*(const int *)p)); break;
+        case K_FLOAT: {
+            char b[32];
+            snprintf(b, sizeof b, "%.7g", *(const float *)p); /* shortest text that reads back the same float */
+            json_object_set_new(j, keys[i].name, json_real(strtod(b, NULL)));
+            break;
+        }
+        case K_BOOL: json_object_set_new(j, keys[i].name, json_boolean(*(const int *)p)); break;
+        case K_STR: json_object_set_new(j, keys[i].name, json_string(p)); break;
+        }
+    }
+    char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
+    json_decref(j);
+    return s;
+}
+
+void lf_train_config_help(FILE *f) {
+    for (size_t i = 0; i < NKEYS; i++) fprintf(f, "  --%-18s %-10s %s\n", keys[i].name, keys[i].def[0] ? keys[i].def : "\"\"", keys[i].help);
+}
+
+lf_status lf_train_config_check(const lf_train_config *c) {
+#define REQ(cond, ...)                                                                             \
+    if (!(cond)) {                                                                                 \
+        lf_set_error(__VA_ARGS__);                                                                 \
+        return LF_ERR_ARG;                                                                         \
+    }
+    REQ(c->data[0], "config: 'data' is required (a folder made by 'lmforge prepare')");
+    REQ(!strcmp(c->arch, "llama") || !strcmp(c->arch, "gpt2"), "config: arch must be llama or gpt2, got '%s'", c->arch);
+    REQ(!strcmp(c->schedule, "constant") || !strcmp(c->schedule, "linear") || !strcmp(c->schedule, "cosine"),
+        "config: schedule must be constant, linear or cosine, got '%s'", c->schedule);
+    REQ(c->batch_size > 0 && c->grad_accum > 0 && c->max_steps > 0 && c->context > 1, "config: batch_size, grad_accum, max_steps must be > 0 and context > 1");
+    REQ(c->lr > 0 && c->min_lr >= 0 && c->min_lr <= c->lr, "config: need lr > 0 and 0 <= min_lr <= lr");
+    REQ(c->warmup_steps >= 0 && c->eval_every >= 0 && c->eval_batches > 0 && c->patience >= 0 && c->checkpoint_every >= 0,
+        "config: warmup_steps, eval_every, patience, checkpoint_every must be >= 0 and eval_batches > 0");
+    REQ(c->dropout < 1 && c->dropout_embd < 1 && c->dropout_attn < 1 && c->dropout_resid < 1, "config: dropout rates must be < 1");
+    REQ(c->label_smoothing >= 0 && c->label_smoothing < 1, "config: label_smoothing must be in [0, 1)");
+    REQ(c->weight_decay >= 0 && c->grad_clip >= 0 && c->beta1 >= 0 && c->beta1 < 1 && c->beta2 >= 0 && c->beta2 < 1 && c->adam_eps > 0,
+        "config: need weight_decay, grad_clip >= 0, betas in [0, 1), adam_eps > 0");
+    REQ(c->keep_checkpoints >= 1 && c->max_bad_steps >= 1 && c->log_every >= 1, "config: keep_checkpoints, max_bad_steps, log_every must be >= 1");
+    REQ(c->freeze_layers >= 0 && c->max_minutes >= 0 && c->stop_after_steps >= 0, "config: freeze_layers, max_minutes, stop_after_steps must be >= 0");
+#undef REQ
+    return LF_OK;
+}
