@@ -100,16 +100,25 @@ static size_t edit_distance(const char *a, const char *b) {
 }
 
 static void unknown_key(const char *name, const char *where) {
+    /* a key that the name extends or abbreviates ("lr_max", "max_step"), else the nearest spelling */
     const char *best = NULL;
-    size_t bd = 99;
+    size_t best_len = 0, bd = 99;
     for (size_t i = 0; i < NKEYS; i++) {
-        size_t d = edit_distance(name, keys[i].name);
-        if (d < bd || (strstr(keys[i].name, name) && d < 99 && !best)) {
-            bd = d;
+        size_t kl = strlen(keys[i].name), nl = strlen(name), m = kl < nl ? kl : nl;
+        if (m >= 2 && strncmp(keys[i].name, name, m) == 0 && m > best_len) {
             best = keys[i].name;
+            best_len = m;
         }
     }
-    if (best && bd <= 3) lf_set_error("%s: unknown key '%s' (did you mean '%s'?)", where, name, best);
+    if (!best)
+        for (size_t i = 0; i < NKEYS; i++) {
+            size_t d = edit_distance(name, keys[i].name);
+            if (d < bd) {
+                bd = d;
+                best = keys[i].name;
+            }
+        }
+    if (best && (best_len || bd <= 3)) lf_set_error("%s: unknown key '%s' (did you mean '%s'?)", where, name, best);
     else lf_set_error("%s: unknown key '%s' (see 'lmforge train --help' for the keys)", where, name);
 }
 
