@@ -49,6 +49,12 @@ if [ -f "$gpt2/encoder.json" ]; then
 else
   echo "skipped: fixture missing ($gpt2)"
 fi
+if command -v bible >/dev/null; then
+  "$lmforge" quickstart --out "$tmp/qs" --steps 12 > "$tmp/qs.out" 2>&1 && grep -q "held-out perplexity" "$tmp/qs.out" && \
+    [ -f "$tmp/qs/run/best/model.safetensors" ] && ok || bad "quickstart --steps 12: $(tail -3 "$tmp/qs.out")"
+else
+  echo "skipped: bible-kjv-text not installed (quickstart)"
+fi
 "$lmforge" demo --steps 60 > "$tmp/demo" 2>&1 && grep -q "held-out loss" "$tmp/demo" && ok || bad "demo --steps 60: $(tail -2 "$tmp/demo")"
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]

@@ -4,6 +4,7 @@
 #define LF_CLI_H
 
 int cmd_demo(int argc, char **argv);
+int cmd_quickstart(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_convert(int argc, char **argv);

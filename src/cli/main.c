@@ -1,4 +1,4 @@
-/* lmforge: git-style dispatch to subcommands. With no subcommand it runs the built-in main job. */
+/* lmforge: git-style dispatch to subcommands. With no subcommand it runs the main job (quickstart). */
 #include "cli.h"
 #include "lmforge/core.h"
 
@@ -14,7 +14,8 @@ static const struct {
     int (*fn)(int, char **);
     const char *help;
 } commands[] = {
-    {"demo", cmd_demo, "train a tiny model on a built-in text and print falling losses (the default)"},
+    {"quickstart", cmd_quickstart, "the main job (default): KJV -> tokenizer -> pretraining -> perplexity -> sample"},
+    {"demo", cmd_demo, "train a tiny byte-level model on a built-in paragraph (seconds)"},
     {"verify", cmd_verify, "check a model against a reference file of logits, loss and gradients"},
     {"info", cmd_info, "print a model's configuration and parameter table"},
     {"tokenizer", cmd_tokenizer, "encode, decode, train or inspect a tokenizer (GPT-2 BPE, Llama SentencePiece)"},
@@ -30,7 +31,7 @@ static void usage(FILE *f) {
     fprintf(f, "usage: lmforge [COMMAND] [ARGS...]\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].help);
-    fprintf(f, "\nRun 'lmforge COMMAND --help' for a command's options. With no command, runs 'demo'.\n");
+    fprintf(f, "\nRun 'lmforge COMMAND --help' for a command's options. With no command, runs 'quickstart'.\n");
 }
 
 int cli_fail(const char *cmd) {
@@ -57,7 +58,7 @@ int cli_parse_int(const char *s, int *out) {
 }
 
 int main(int argc, char **argv) {
-    if (argc < 2) return cmd_demo(1, argv);
+    if (argc < 2) return cmd_quickstart(1, argv);
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(stdout);
         return 0;

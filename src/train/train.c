@@ -596,9 +596,10 @@ lf_status lf_train(const lf_train_config *c, const char *resume, volatile sig_at
 
     lf_stop_reason reason = LF_STOP_DONE;
     int steps_here = 0, last_eval_step = resume ? -1 : 0, last_ck_step = resume ? r->step : -1;
-    double t_loop = lf_now();
+    double t_loop = lf_now(), t_train = 0; /* t_train: time in steps only, not evaluation or checkpoints */
     float loss_ema = NAN;
     while (r->step < c->max_steps) {
+        double t_step = lf_now();
         float lr = lf_schedule_lr(&r->sched, r->step), loss = 0.0f, norm = 0.0f;
         int finite = 1;
         lf_model_zero_grad(r->m);
@@ -616,6 +617,7 @@ lf_status lf_train(const lf_train_config *c, const char *resume, volatile sig_at
         r->step++;
         steps_here++;
         r->tokens_seen += BT * c->grad_accum;
+        t_train += lf_now() - t_step;
         if (!finite) {
             r->bad++;
             r->skipped++;
@@ -634,7 +636,7 @@ lf_status lf_train(const lf_train_config *c, const char *resume, volatile sig_at
             res->last_loss = loss;
             loss_ema = isfinite(loss_ema) ? 0.9f * loss_ema + 0.1f * loss : loss;
         }
-        double el = lf_now() - t_loop, tps = (double)steps_here * BT * c->grad_accum / (el > 0 ? el : 1e-9);
+        double el = lf_now() - t_loop, tps = (double)steps_here * BT * c->grad_accum / (t_train > 0 ? t_train : 1e-9);
         if (r->step % c->log_every == 0 || r->step == c->max_steps) {
             json_t *ev = json_object();
             json_object_set_new(ev, "event", json_string("train"));
@@ -724,7 +726,7 @@ lf_status lf_train(const lf_train_config *c, const char *resume, volatile sig_at
     res->best_val_loss = isfinite(r->best_val) ? r->best_val : NAN;
     res->best_step = r->best_step;
     res->seconds = lf_now() - t_loop;
-    res->tokens_per_s = steps_here ? (double)steps_here * BT * c->grad_accum / (res->seconds > 0 ? res->seconds : 1e-9) : 0;
+    res->tokens_per_s = steps_here ? (double)steps_here * BT * c->grad_accum / (t_train > 0 ? t_train : 1e-9) : 0;
     snprintf(res->best_dir, sizeof res->best_dir, "%s/best", c->run_dir);
     if (!st) {
         json_t *ev = json_object();
