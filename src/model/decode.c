@@ -4,6 +4,7 @@
 #include "lmforge/kernels.h"
 #include "model_internal.h"
 
+#include <cblas.h>
 #include <math.h>
 #include <string.h>
 
@@ -38,9 +39,11 @@ lf_status lf_model_cache_init(lf_model *m, int max_len) {
 void lf_model_cache_reset(lf_model *m) { m->kv.len = 0; }
 int lf_model_cache_len(const lf_model *m) { return m->kv.len; }
 
+/* one row: a matrix-vector product (GEMV streams the weights once; GEMM with one row packs them) */
 static void lin(float *out, const float *in, const lf_param *w, const lf_param *b) {
-    lf_linear_forward(out, (int)w->shape[0], in, (int)w->shape[1], w->data, b ? b->data : NULL, 1, (int)w->shape[1],
-                      (int)w->shape[0]);
+    int OC = (int)w->shape[0], IC = (int)w->shape[1];
+    if (b) memcpy(out, b->data, sizeof(float) * (size_t)OC);
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, OC, IC, 1.0f, w->data, IC, in, 1, b ? 1.0f : 0.0f, out, 1);
 }
 
 static void norm(const lf_model *m, float *out, const float *in, const lf_param *w, const lf_param *b) {
