@@ -50,8 +50,8 @@ else
   echo "skipped: fixture missing ($gpt2)"
 fi
 if command -v bible >/dev/null; then
-  "$lmforge" quickstart --out "$tmp/qs" --steps 12 > "$tmp/qs.out" 2>&1 && grep -q "held-out perplexity" "$tmp/qs.out" && \
-    [ -f "$tmp/qs/run/best/model.safetensors" ] && ok || bad "quickstart --steps 12: $(tail -3 "$tmp/qs.out")"
+  "$lmforge" quickstart --out "$tmp/qs" --steps 40 > "$tmp/qs.out" 2>&1 && grep -q "held-out perplexity" "$tmp/qs.out" && \
+    [ -f "$tmp/qs/run/best/model.safetensors" ] && ok || bad "quickstart --steps 40: $(tail -3 "$tmp/qs.out")"
 else
   echo "skipped: bible-kjv-text not installed (quickstart)"
 fi

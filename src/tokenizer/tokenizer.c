@@ -1272,11 +1272,22 @@ lf_status lf_tokenizer_save_json(const lf_tokenizer *t, const char *path) {
             json_decref(s);
         }
     }
+    /* merges as "a b" strings, the form every tokenizers version reads (the [a, b] arrays of
+     * tokenizers >= 0.20 are not understood by older ones); byte-level pieces never hold a space */
     for (int r = 0; r < t->n_merges; r++) {
-        json_t *pair = json_array();
-        json_array_append_new(pair, bytelevel_string(t->piece[t->merges[r][0]], (size_t)t->plen[t->merges[r][0]]));
-        json_array_append_new(pair, bytelevel_string(t->piece[t->merges[r][1]], (size_t)t->plen[t->merges[r][1]]));
-        json_array_append_new(merges, pair);
+        json_t *a = bytelevel_string(t->piece[t->merges[r][0]], (size_t)t->plen[t->merges[r][0]]);
+        json_t *b = bytelevel_string(t->piece[t->merges[r][1]], (size_t)t->plen[t->merges[r][1]]);
+        size_t la = json_string_length(a), lb = json_string_length(b);
+        char *m = malloc(la + lb + 2);
+        if (m) {
+            memcpy(m, json_string_value(a), la);
+            m[la] = ' ';
+            memcpy(m + la + 1, json_string_value(b), lb);
+            json_array_append_new(merges, json_stringn(m, la + lb + 1));
+        }
+        free(m);
+        json_decref(a);
+        json_decref(b);
     }
     json_object_set_new(root, "added_tokens", added);
     json_object_set_new(root, "normalizer", json_null());

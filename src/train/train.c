@@ -137,7 +137,7 @@ static void say(run *r, const char *fmt, ...) {
 static lf_status save_model_dir(run *r, const char *dir) {
     lf_status st = lf_hf_save(r->m, dir);
     if (!st && r->tok) {
-        char p[LF_PATH * 2];
+        char p[LF_PATH * 3];
         snprintf(p, sizeof p, "%s/tokenizer.json", dir);
         if (lf_tokenizer_kind(r->tok) == LF_TOK_BYTELEVEL) st = lf_tokenizer_save_json(r->tok, p);
     }
@@ -215,7 +215,7 @@ static void prune_checkpoints(run *r, const char *keep) {
     qsort(names, (size_t)n, sizeof *names, cmp_str);
     for (int i = 0; i < n; i++) {
         if (i < n - r->c->keep_checkpoints && !strstr(keep, names[i])) {
-            char p[LF_PATH * 2];
+            char p[LF_PATH * 3];
             snprintf(p, sizeof p, "%s/%s", dir, names[i]);
             rm_rf(p);
         }
@@ -224,7 +224,7 @@ static void prune_checkpoints(run *r, const char *keep) {
 }
 
 static lf_status save_checkpoint(run *r, char *out_path, size_t out_len) {
-    char dir[LF_PATH + 64], tmp[LF_PATH + 80], p[LF_PATH * 2];
+    char dir[LF_PATH + 64], tmp[LF_PATH + 80], p[LF_PATH * 3];
     snprintf(dir, sizeof dir, "%s/checkpoints/step-%08d", r->c->run_dir, r->step);
     snprintf(tmp, sizeof tmp, "%s.tmp", dir);
     rm_rf(tmp); /* leftovers of a run killed while writing */
@@ -296,7 +296,7 @@ static lf_status save_best(run *r) {
 
 /* a run folder (its 'latest') or a checkpoint folder */
 static lf_status resolve_checkpoint(const char *path, char *out, size_t n) {
-    char p[LF_PATH * 2];
+    char p[LF_PATH * 3];
     snprintf(p, sizeof p, "%s/trainer_state.json", path);
     if (exists(p)) {
         snprintf(out, n, "%s", path);
@@ -320,7 +320,7 @@ static lf_status resolve_checkpoint(const char *path, char *out, size_t n) {
 }
 
 static lf_status restore_state(run *r, const char *ck) {
-    char p[LF_PATH * 2];
+    char p[LF_PATH * 3];
     snprintf(p, sizeof p, "%s/trainer_state.json", ck);
     json_error_t e;
     json_t *j = json_load_file(p, 0, &e);
@@ -431,7 +431,7 @@ static lf_status open_model(run *r, const char *resume_ck) {
 
 static lf_status open_tokenizer(run *r, const char *resume_ck) {
     const lf_train_config *c = r->c;
-    char p[LF_PATH * 2];
+    char p[LF_PATH * 3];
     if (c->tokenizer[0]) return lf_tokenizer_load(&r->tok, c->tokenizer);
     const char *cands[] = {resume_ck, c->data, c->init[0] ? c->init : NULL};
     for (int i = 0; i < 3; i++) {
@@ -515,7 +515,7 @@ lf_status lf_train(const lf_train_config *c, const char *resume, volatile sig_at
     r->val_start = r->last_val = NAN;
     r->tty = isatty(1);
     r->t_start = lf_now();
-    char ck[LF_PATH * 2] = "", p[LF_PATH * 2];
+    char ck[LF_PATH * 2] = "", p[LF_PATH * 3];
     int32_t *x = NULL, *y = NULL;
     if (resume) st = resolve_checkpoint(resume, ck, sizeof ck);
     if (!st) st = mkdirs(c->run_dir);
