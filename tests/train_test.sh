@@ -76,6 +76,19 @@ echo '{"data": "data", "lr": 0.01}' > good.json
 "$lmforge" config show --config good.json --lr=0.02 | grep -q '"lr": 0.02' && ok || bad "config show with override"
 "$lmforge" train --lr=1 2> G.err; [ $? -eq 1 ] && grep -q "'data' is required" G.err && ok || bad "missing data: $(cat G.err)"
 
+# transfer learning: from A/best with the embeddings and the first block frozen
+"$lmforge" train "${common[@]}" --run_dir=I --init=A/best --freeze_embeddings --freeze_layers=1 --max_steps=10 --lr=1e-2 > I.out 2>&1 && ok || bad "fine-tune from init: $(tail -2 I.out)"
+python3 - A/best/model.safetensors I/best/model.safetensors <<'PY' && ok || bad "freezing: frozen tensors moved or trainable ones did not"
+import json, struct, sys
+def load(p):
+    b = open(p, "rb").read(); n = struct.unpack("<Q", b[:8])[0]; h = json.loads(b[8:8 + n])
+    return {k: b[8 + n + v["data_offsets"][0]: 8 + n + v["data_offsets"][1]] for k, v in h.items() if k != "__metadata__"}
+a, b = load(sys.argv[1]), load(sys.argv[2])
+frozen = [k for k in a if k.startswith("model.layers.0.") or k.startswith("model.embed_tokens.")]
+moved = [k for k in a if k.startswith("model.layers.1.")]
+sys.exit(0 if frozen and all(a[k] == b[k] for k in frozen) and moved and all(a[k] != b[k] for k in moved) else 1)
+PY
+
 # eval and generate on the trained model; TensorBoard
 "$lmforge" eval A/best --data data/val.bin --json > H.json && python3 -c "import json,sys; d=json.load(open('H.json')); sys.exit(0 if d['perplexity'] < 50 and d['targets'] > 0 else 1)" 2>/dev/null && ok || bad "eval: $(cat H.json)"
 "$lmforge" eval A/best --data corpus.txt --context 32 --stride 16 | grep -q "perplexity" && ok || bad "eval on text"
