@@ -14,16 +14,7 @@ int main(int argc, char **argv) {
     }
     int n_new = argc > 2 ? atoi(argv[2]) : 128;
     lf_config c;
-    lf_config_defaults(&c, bc->arch);
-    c.vocab_size = bc->V;
-    c.d_model = bc->C;
-    c.n_layer = bc->L;
-    c.n_head = bc->H;
-    c.n_kv_head = bc->KVH;
-    c.head_dim = bc->C / bc->H;
-    c.d_ff = bc->F;
-    c.max_seq = bc->maxT;
-    c.tie_embeddings = bc->tied;
+    bench_model_config(bc, &c);
     lf_model *m;
     if (lf_model_init(&m, &c) || lf_model_cache_init(m, 16 + n_new + 1)) {
         fprintf(stderr, "%s\n", lf_last_error());

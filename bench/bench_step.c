@@ -23,16 +23,7 @@ int main(int argc, char **argv) {
     int steps = argc > 2 ? atoi(argv[2]) : 5;
     if (steps < 1) steps = 1;
     lf_config c;
-    lf_config_defaults(&c, bc->arch);
-    c.vocab_size = bc->V;
-    c.d_model = bc->C;
-    c.n_layer = bc->L;
-    c.n_head = bc->H;
-    c.n_kv_head = bc->KVH;
-    c.head_dim = bc->C / bc->H;
-    c.d_ff = bc->F;
-    c.max_seq = bc->maxT;
-    c.tie_embeddings = bc->tied;
+    bench_model_config(bc, &c);
     lf_model *m;
     if (lf_model_init(&m, &c)) {
         fprintf(stderr, "bench_step: %s\n", lf_last_error());

@@ -25,4 +25,17 @@ static inline const bench_config *bench_find(const char *name) {
     return NULL;
 }
 
+static inline void bench_model_config(const bench_config *bc, lf_config *c) {
+    lf_config_defaults(c, bc->arch);
+    c->vocab_size = bc->V;
+    c->d_model = bc->C;
+    c->n_layer = bc->L;
+    c->n_head = bc->H;
+    c->n_kv_head = bc->KVH;
+    c->head_dim = bc->C / bc->H;
+    c->d_ff = bc->F;
+    c->max_seq = bc->maxT;
+    c->tie_embeddings = bc->tied;
+}
+
 #endif

@@ -17,6 +17,9 @@ int cmd_generate(int argc, char **argv);
 
 /* prints "lmforge <cmd>: <message>" from lf_last_error() and returns 1 */
 int cli_fail(const char *cmd);
+#include <signal.h>
+/* SIGINT/SIGTERM set the returned flag instead of killing the process (training checkpoints, then stops) */
+volatile sig_atomic_t *cli_stop_on_signals(void);
 /* strict number parsing for options: returns 0 on success */
 int cli_parse_float(const char *s, float *out);
 int cli_parse_int(const char *s, int *out);

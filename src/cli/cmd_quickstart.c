@@ -15,11 +15,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-static volatile sig_atomic_t stop_requested = 0;
-static void on_signal(int sig) {
-    (void)sig;
-    stop_requested = 1;
-}
 
 /* cross-entropy of the validation targets under add-one-smoothed training unigram frequencies */
 static double unigram_loss(const lf_shard *train, const lf_shard *val, int V) {
@@ -116,13 +111,9 @@ int cmd_quickstart(int argc, char **argv) {
     if (system(p) != 0) fprintf(stderr, "lmforge quickstart: could not clear %s\n", run);
     printf("[4/6] training: llama, d_model %d, %d layers, %d heads (%d kv), context %d, batch %d, up to %d steps / %.0f min\n",
            c.d_model, c.n_layer, c.n_head, c.n_kv_head, c.context, c.batch_size, c.max_steps, c.max_minutes);
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    volatile sig_atomic_t *stop = cli_stop_on_signals();
     lf_train_result tr;
-    if (lf_train(&c, NULL, &stop_requested, &tr)) return cli_fail("quickstart");
+    if (lf_train(&c, NULL, stop, &tr)) return cli_fail("quickstart");
     if (tr.reason == LF_STOP_SIGNAL) {
         printf("interrupted at step %d; resume with: lmforge train --resume %s\n", tr.steps, run);
         return 130;

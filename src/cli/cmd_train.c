@@ -9,11 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static volatile sig_atomic_t stop_requested = 0;
-static void on_signal(int sig) {
-    (void)sig;
-    stop_requested = 1;
-}
 
 static void usage(FILE *f) {
     fprintf(f, "usage: lmforge train [--config FILE.json] [--key=value ...] [--resume RUN_OR_CHECKPOINT]\n"
@@ -94,13 +89,9 @@ int cmd_train(int argc, char **argv) {
     const char *resume;
     int rc = resolve(&c, argc, argv, &resume, "train");
     if (rc >= 0) return rc;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    volatile sig_atomic_t *stop = cli_stop_on_signals();
     lf_train_result r;
-    lf_status st = lf_train(&c, resume, &stop_requested, &r);
+    lf_status st = lf_train(&c, resume, stop, &r);
     if (st) return cli_fail("train");
     if (r.reason == LF_STOP_SIGNAL)
         printf("interrupted at step %d; checkpoint %s\nresume with: lmforge train --resume %s\n", r.steps, r.last_checkpoint, c.run_dir);
