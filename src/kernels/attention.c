@@ -14,6 +14,7 @@
 
 #define ATT_BLOCK 64
 
+/* for the current thread count: callers re-plan when it changes (omp_set_num_threads) */
 size_t lf_attention_scratch_floats(int T) {
     return (size_t)lf_num_threads() * 2 * (size_t)T * (size_t)T;
 }

@@ -306,7 +306,7 @@ void lf_model_zero_grad(lf_model *m) {
 /* ---------------------------------------------------------------- activations */
 
 static lf_status plan_activations(lf_model *m, int B, int T) {
-    if (m->act_mem && m->B == B && m->T == T) return LF_OK;
+    if (m->act_mem && m->B == B && m->T == T && m->planned_threads == lf_num_threads()) return LF_OK;
     const lf_config *c = &m->cfg;
     size_t N = (size_t)B * T, C = c->d_model, L = c->n_layer, V = c->vocab_size, F = c->d_ff;
     size_t S = (size_t)(c->n_head + 2 * c->n_kv_head) * c->head_dim, A = (size_t)c->n_head * c->head_dim;
@@ -353,6 +353,7 @@ static lf_status plan_activations(lf_model *m, int B, int T) {
     }
     m->B = B;
     m->T = T;
+    m->planned_threads = lf_num_threads();
     return LF_OK;
 }
 

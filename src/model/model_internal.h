@@ -54,7 +54,7 @@ struct lf_model {
     activations a;
     void *act_mem;
     size_t act_cap, tok_cap; /* floats in act_mem; a smaller (B,T) is re-carved from the same block */
-    int B, T;
+    int B, T, planned_threads; /* attention scratch is per thread: re-plan if the count changes */
     int32_t *inputs, *targets; // (B,T)
     int has_targets, counted, logits_valid, training;
     uint64_t drop_seed;
