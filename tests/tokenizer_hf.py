@@ -3,7 +3,8 @@
    set of texts (reference strings, a generated corpus, random unicode) to identical ids;
 2. a Llama-style tokenizer.json (BPE + byte_fallback, Prepend/Replace normalizer) that `tokenizers`
    builds from the Llama 2 vocabulary (merges ordered as transformers' LlamaConverter orders them)
-   loads in lmforge and encodes identically to `tokenizers` and to sentencepiece's reference ids.
+   loads in lmforge and encodes identically to `tokenizers` and to sentencepiece's reference ids;
+   the same vocabulary with a Metaspace pre-tokenizer (split true and false) encodes like tokenizers.
 Usage: tokenizer_hf.py LMFORGE SHARED_DIR. Prints 'skipped: ...' (exit 77) without `tokenizers`."""
 import json
 import os
@@ -15,7 +16,7 @@ import tempfile
 
 try:
     import tokenizers
-    from tokenizers import Tokenizer, models, normalizers, decoders
+    from tokenizers import Tokenizer, models, normalizers, decoders, pre_tokenizers
 except ImportError:
     print("skipped: python package 'tokenizers' not installed")
     sys.exit(77)
@@ -88,16 +89,26 @@ with tempfile.TemporaryDirectory() as d:
     sp.normalizer = normalizers.Sequence([normalizers.Prepend("\u2581"), normalizers.Replace(" ", "\u2581")])
     sp.decoder = decoders.Sequence([decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse(),
                                     decoders.Strip(" ", 1, 0)])
-    spj = os.path.join(d, "llama_tokenizer.json")
-    sp.save(spj)
-    same = 0
-    for i, t in enumerate(texts):
-        ours, theirs = lm_encode(spj, t), sp.encode(t, add_special_tokens=False).ids
-        check(ours == theirs, f"llama tokenizer.json: {t[:30]!r}: lmforge {ours[:8]}... vs tokenizers {theirs[:8]}...")
-        same += ours == theirs
-        if i < len(ref["texts"]):
-            check(ours == ref["llama2_ids"][i], f"llama tokenizer.json vs sentencepiece: {t[:30]!r}")
-    print(f"Llama-style tokenizer.json built by tokenizers: {same}/{len(texts)} texts identical")
+    # three ways Llama tokenizer.json files spell the same thing, and Metaspace's word splitting
+    variants = [("Prepend+Replace normalizer", sp, True)]
+    for split in (False, True):
+        v = Tokenizer.from_str(sp.to_str())
+        v.normalizer = None
+        v.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="first", split=split)
+        # tokenizers' Metaspace skips the prefix when the text starts with a space (sentencepiece
+        # does not), so these files are compared with tokenizers only
+        variants.append((f"Metaspace(split={split})", v, False))
+    for label, tok, is_sentencepiece in variants:
+        spj = os.path.join(d, "llama_tokenizer.json")
+        tok.save(spj)
+        same = 0
+        for i, t in enumerate(texts):
+            ours, theirs = lm_encode(spj, t), tok.encode(t, add_special_tokens=False).ids
+            check(ours == theirs, f"llama {label}: {t[:30]!r}: lmforge {ours[:8]}... vs tokenizers {theirs[:8]}...")
+            same += ours == theirs
+            if is_sentencepiece and i < len(ref["texts"]):
+                check(ours == ref["llama2_ids"][i], f"llama {label} vs sentencepiece: {t[:30]!r}")
+        print(f"Llama-style tokenizer.json ({label}) built by tokenizers: {same}/{len(texts)} texts identical")
 
 print(f"{checks - failures} passed, {failures} failed")
 sys.exit(1 if failures else 0)

@@ -43,6 +43,8 @@ struct lf_tokenizer {
     int add_prefix_space; /* byte-level */
     int add_dummy_prefix; /* sentencepiece */
     int sp_split_ok;      /* no piece has a non-space followed by a space: chunking at words is exact */
+    int sp_split_spaces;  /* Metaspace(split=true): every space starts a new word, merges never cross */
+    int sp_prefix_unless_space; /* Metaspace: the prefix is added only if the text does not start with one */
     uint64_t fingerprint;
 };
 

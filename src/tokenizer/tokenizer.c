@@ -264,7 +264,7 @@ lf_status lf_tok_finish(lf_tokenizer *t) {
         if (t->kind == LF_TOK_SENTENCEPIECE) h = lf_tok_fnv(h, &t->score[i], sizeof(float));
     }
     for (int i = 0; i < t->n_merges; i++) h = lf_tok_fnv(h, t->merges[i], sizeof t->merges[i]);
-    int flags[3] = {t->add_prefix_space, t->add_dummy_prefix, t->n_merges};
+    int flags[5] = {t->add_prefix_space, t->add_dummy_prefix, t->n_merges, t->sp_split_spaces, t->sp_prefix_unless_space};
     h = lf_tok_fnv(h, flags, sizeof flags);
     if (t->pattern) h = lf_tok_fnv(h, t->pattern, strlen(t->pattern));
     t->fingerprint = h;
@@ -542,13 +542,13 @@ static lf_status encode_sp(lf_tok_encoder *e, const char *s, size_t len, int at_
         e->norm_cap = need;
     }
     size_t n = 0;
-    if (t->add_dummy_prefix && at_start && len) e->norm[n++] = ' ';
+    if (t->add_dummy_prefix && at_start && len && !(t->sp_prefix_unless_space && s[0] == ' ')) e->norm[n++] = ' ';
     memcpy(e->norm + n, s, len);
     n += len;
-    if (!t->sp_split_ok) return encode_chunk(e, e->norm, n, out);
+    if (!t->sp_split_ok && !t->sp_split_spaces) return encode_chunk(e, e->norm, n, out);
     size_t start = 0;
     for (size_t i = 1; i <= n; i++)
-        if (i == n || (e->norm[i] == ' ' && e->norm[i - 1] != ' ')) {
+        if (i == n || (e->norm[i] == ' ' && (t->sp_split_spaces || e->norm[i - 1] != ' '))) {
             lf_status st = encode_chunk(e, e->norm + start, i - start, out);
             if (st) return st;
             start = i;
@@ -611,7 +611,7 @@ static int plain_ascii(unsigned char c) { return c > ' ' && c < 0x7f; }
 static int safe_cut(const lf_tokenizer *t, const char *s, size_t i) {
     if (t->kind == LF_TOK_BYTELEVEL)
         return i >= 2 && s[i - 1] == '\n' && plain_ascii((unsigned char)s[i]) && plain_ascii((unsigned char)s[i - 2]);
-    return t->sp_split_ok && i >= 1 && s[i] == ' ' && s[i - 1] != ' ';
+    return (t->sp_split_ok || t->sp_split_spaces) && i >= 1 && s[i] == ' ' && s[i - 1] != ' ';
 }
 
 lf_status lf_tokenizer_encode_parallel(const lf_tokenizer *t, const char *text, size_t len, unsigned flags,
@@ -1070,6 +1070,9 @@ static lf_status load_tokenizer_json(lf_tokenizer **out, const char *path) {
             }
     } else {
         const char *scheme = ms ? jstr(ms, "prepend_scheme") : NULL;
+        json_t *split = ms ? json_object_get(ms, "split") : NULL;
+        t->sp_split_spaces = ms && !json_is_false(split); /* tokenizers' default is split=true */
+        t->sp_prefix_unless_space = ms && !prep; /* unlike sentencepiece's dummy prefix */
         t->add_dummy_prefix = prep != NULL || (ms && (scheme ? strcmp(scheme, "never") != 0
                                                             : !json_is_false(json_object_get(ms, "add_prefix_space"))));
         for (int k = 0; k < t->n; k++) {
