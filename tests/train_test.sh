@@ -54,6 +54,9 @@ for delay in 0.3 0.7 1.2 1.6; do
     ck="D/$(cat D/latest)"
     if [ -f "$ck/model.safetensors" ] && [ -f "$ck/trainer_state.json" ] && "$lmforge" info "$ck" > /dev/null 2>&1 &&
        "$lmforge" train --resume D --stop_after_steps=2 --quiet > /dev/null 2>&1; then ok; else bad "kill -9 after ${delay}s: checkpoint $ck unusable"; fi
+    # metrics.jsonl reads as one run: no step logged twice
+    dups=$(grep '"event":"train"' D/metrics.jsonl | grep -o '"step":[0-9]*' | sort | uniq -d | wc -l)
+    [ "$dups" -eq 0 ] && ok || bad "kill -9 after ${delay}s: $dups steps logged twice in metrics.jsonl"
   else
     echo "note: killed after ${delay}s before the first checkpoint"
   fi

@@ -368,6 +368,37 @@ static lf_status restore_state(run *r, const char *ck) {
     return s;
 }
 
+/* After a kill, the steps after the last checkpoint are run again: drop their old records so
+ * metrics.jsonl reads as one uninterrupted run. */
+static lf_status trim_metrics(const char *run_dir, int step) {
+    char p[LF_PATH * 3];
+    snprintf(p, sizeof p, "%s/metrics.jsonl", run_dir);
+    char *txt = read_text(p);
+    if (!txt) return LF_OK;
+    size_t len = strlen(txt), k = 0;
+    char *out = malloc(len + 1);
+    if (!out) {
+        free(txt);
+        return LF_ERR_NOMEM;
+    }
+    for (char *line = txt; *line;) {
+        char *nl = strchr(line, '\n');
+        size_t ll = nl ? (size_t)(nl - line + 1) : strlen(line);
+        json_t *j = json_loadb(line, ll, 0, NULL);
+        json_t *js = j ? json_object_get(j, "step") : NULL;
+        if (!js || json_integer_value(js) <= step) {
+            memcpy(out + k, line, ll);
+            k += ll;
+        }
+        json_decref(j);
+        line += ll;
+    }
+    lf_status st = k == len ? LF_OK : lf_write_file_atomic(p, out, k);
+    free(out);
+    free(txt);
+    return st;
+}
+
 /* ---------------------------------------------------------------- setup */
 
 static lf_status open_model(run *r, const char *resume_ck) {
@@ -546,6 +577,7 @@ lf_status lf_train(const lf_train_config *c, const char *resume, volatile sig_at
     }
     if (!st) st = lf_loader_init(&r->loader, r->train, c->batch_size, c->context, (uint64_t)c->seed, 0);
     if (!st && resume) st = restore_state(r, ck);
+    if (!st && resume) st = trim_metrics(c->run_dir, r->step);
     if (!st) {
         lf_sched_kind k;
         lf_schedule_parse(c->schedule, &k);
