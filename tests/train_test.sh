@@ -92,6 +92,10 @@ moved = [k for k in a if k.startswith("model.layers.1.")]
 sys.exit(0 if frozen and all(a[k] == b[k] for k in frozen) and moved and all(a[k] != b[k] for k in moved) else 1)
 PY
 
+# --json: stdout is JSON lines only, even when the run pauses
+"$lmforge" train "${common[@]}" --run_dir=J --max_steps=6 --stop_after_steps=3 --json > J.out 2> J.err
+python3 -c "import json,sys; [json.loads(l) for l in open('J.out')]" && grep -q '"event":"stop"' J.out && grep -q "resume with" J.err && ok || bad "--json output: $(head -c 300 J.out)"
+
 # eval and generate on the trained model; TensorBoard
 "$lmforge" eval A/best --data data/val.bin --json > H.json && python3 -c "import json,sys; d=json.load(open('H.json')); sys.exit(0 if d['perplexity'] < 50 and d['targets'] > 0 else 1)" 2>/dev/null && ok || bad "eval: $(cat H.json)"
 "$lmforge" eval A/best --data corpus.txt --context 32 --stride 16 | grep -q "perplexity" && ok || bad "eval on text"

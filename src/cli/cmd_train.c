@@ -93,10 +93,11 @@ int cmd_train(int argc, char **argv) {
     lf_train_result r;
     lf_status st = lf_train(&c, resume, stop, &r);
     if (st) return cli_fail("train");
+    FILE *msg = c.json ? stderr : stdout; /* stdout stays pure JSON lines in --json mode */
     if (r.reason == LF_STOP_SIGNAL)
-        printf("interrupted at step %d; checkpoint %s\nresume with: lmforge train --resume %s\n", r.steps, r.last_checkpoint, c.run_dir);
+        fprintf(msg, "interrupted at step %d; checkpoint %s\nresume with: lmforge train --resume %s\n", r.steps, r.last_checkpoint, c.run_dir);
     else if (r.reason == LF_STOP_TIME)
-        printf("paused at step %d (time or step limit); resume with: lmforge train --resume %s\n", r.steps, c.run_dir);
+        fprintf(msg, "paused at step %d (time or step limit); resume with: lmforge train --resume %s\n", r.steps, c.run_dir);
     if (!c.json) {
         printf("steps %d (%d this run%s), %.0f tokens/s, train loss %.4f -> %.4f\n", r.steps, r.steps - r.start_step,
                r.skipped_steps ? ", some skipped as non-finite" : "", r.tokens_per_s, r.first_loss, r.last_loss);
