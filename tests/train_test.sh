@@ -99,6 +99,11 @@ python3 -c "import json,sys; [json.loads(l) for l in open('J.out')]" && grep -q 
 # eval and generate on the trained model; TensorBoard
 "$lmforge" eval A/best --data data/val.bin --json > H.json && python3 -c "import json,sys; d=json.load(open('H.json')); sys.exit(0 if d['perplexity'] < 50 and d['targets'] > 0 else 1)" 2>/dev/null && ok || bad "eval: $(cat H.json)"
 "$lmforge" eval A/best --data corpus.txt --context 32 --stride 16 | grep -q "perplexity" && ok || bad "eval on text"
+mkdir -p evdir && head -n 100 corpus.txt > evdir/a.txt && tail -n 100 corpus.txt > evdir/b.txt
+tok_folder=$("$lmforge" eval A/best --data evdir --json | python3 -c "import json,sys; print(json.load(sys.stdin)['tokens'])")
+tok_a=$("$lmforge" eval A/best --data evdir/a.txt --json | python3 -c "import json,sys; print(json.load(sys.stdin)['tokens'])")
+tok_b=$("$lmforge" eval A/best --data evdir/b.txt --json | python3 -c "import json,sys; print(json.load(sys.stdin)['tokens'])")
+[ -n "$tok_folder" ] && [ "$tok_folder" -eq $((tok_a + tok_b)) ] && ok || bad "eval on a folder: $tok_folder tokens vs $tok_a + $tok_b"
 out=$("$lmforge" generate A/best --prompt "the cat" --max-tokens 20 --seed 3 2>/dev/null)
 out2=$("$lmforge" generate A/best --prompt "the cat" --max-tokens 20 --seed 3 2>/dev/null)
 [ -n "$out" ] && [ "$out" = "$out2" ] && case "$out" in "the cat"*) true;; *) false;; esac && ok || bad "generate: '$out' / '$out2'"
