@@ -50,7 +50,4 @@ lf_status lf_llama2c_load(lf_model **out, const char *path);
 /* Any of the above: a directory is a Hugging Face model, a file is a llama2.c checkpoint. */
 lf_status lf_model_load(lf_model **out, const char *path);
 
-/* Atomic whole-file write: path.tmp, fsync, rename, fsync of the directory. */
-lf_status lf_write_file_atomic(const char *path, const void *data, size_t len);
-
 #endif

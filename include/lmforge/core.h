@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 typedef enum {
     LF_OK = 0,
@@ -42,5 +43,31 @@ uint64_t lf_fnv1a(const void *p, size_t n);
 
 double lf_now(void); /* seconds, monotonic */
 int lf_num_threads(void);
+
+/* The run context: what used to be process state (thread count, base seed) travels in this
+ * struct; lf_ctx_apply makes it current for the OpenMP kernels. threads <= 0 keeps the default. */
+typedef struct {
+    int threads;
+    uint64_t seed;
+} lf_ctx;
+void lf_ctx_apply(const lf_ctx *c);
+
+/* ---- files (core/file.c) */
+int lf_path_exists(const char *path);
+int lf_is_dir(const char *path);
+/* Whole regular file, NUL-terminated (len may be NULL); NULL with a message for anything else
+ * (missing, a folder, a FIFO or device: never blocks). */
+char *lf_read_file(const char *path, size_t *len);
+lf_status lf_mkdirs(const char *path); /* mkdir -p */
+void lf_rm_rf(const char *path);       /* rm -rf; silent */
+void lf_fsync_path(const char *path);
+/* Atomic whole-file write: path.tmp.PID, fsync, rename, fsync of the folder. The _with form
+ * streams through fn (which reports errors with lf_write_all). */
+typedef lf_status (*lf_writer_fn)(FILE *f, const char *path, const void *ctx);
+lf_status lf_write_atomic_with(const char *path, lf_writer_fn fn, const void *ctx);
+lf_status lf_write_all(FILE *f, const void *p, size_t n, const char *path);
+lf_status lf_write_file_atomic(const char *path, const void *data, size_t len);
+/* Publish a filled folder tmp as dir by rename (an existing dir is exchanged out and removed). */
+lf_status lf_publish_dir(const char *tmp, const char *dir);
 
 #endif

@@ -304,73 +304,6 @@ static int cmp_tensor_name(const void *a, const void *b) {
     return strcmp((*(const lf_st_tensor *const *)a)->name, (*(const lf_st_tensor *const *)b)->name);
 }
 
-static lf_status write_all(FILE *f, const void *p, size_t n, const char *path) {
-    if (n && fwrite(p, 1, n, f) != n) {
-        lf_set_error("%s: write failed (%s); disk full?", path, strerror(errno));
-        return LF_ERR_IO;
-    }
-    return LF_OK;
-}
-
-static lf_status fsync_dir_of(const char *path) {
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (slash) *slash = 0;
-    else snprintf(dir, sizeof dir, ".");
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
-    return LF_OK;
-}
-
-/* Streams into path.tmp, fsyncs, renames over path. */
-typedef lf_status (*writer_fn)(FILE *f, const char *path, const void *ctx);
-static lf_status atomic_write(const char *path, writer_fn fn, const void *ctx) {
-    char tmp[4200];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid()) >= (int)sizeof tmp) {
-        lf_set_error("%s: path too long", path);
-        return LF_ERR_ARG;
-    }
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        lf_set_error("%s: cannot create (%s)", tmp, strerror(errno));
-        return LF_ERR_IO;
-    }
-    lf_status st = fn(f, path, ctx);
-    if (st == LF_OK && (fflush(f) != 0 || fsync(fileno(f)) != 0)) {
-        lf_set_error("%s: flush failed (%s); disk full?", path, strerror(errno));
-        st = LF_ERR_IO;
-    }
-    if (fclose(f) != 0 && st == LF_OK) {
-        lf_set_error("%s: close failed (%s)", path, strerror(errno));
-        st = LF_ERR_IO;
-    }
-    if (st == LF_OK && rename(tmp, path) != 0) {
-        lf_set_error("%s: rename from temporary file failed (%s)", path, strerror(errno));
-        st = LF_ERR_IO;
-    }
-    if (st != LF_OK) unlink(tmp);
-    else fsync_dir_of(path);
-    return st;
-}
-
-typedef struct {
-    const void *data;
-    size_t len;
-} blob;
-static lf_status write_blob(FILE *f, const char *path, const void *ctx) {
-    const blob *b = ctx;
-    return write_all(f, b->data, b->len, path);
-}
-
-lf_status lf_write_file_atomic(const char *path, const void *data, size_t len) {
-    blob b = {data, len};
-    return atomic_write(path, write_blob, &b);
-}
-
 typedef struct {
     const lf_st_tensor **sorted;
     int n;
@@ -382,8 +315,8 @@ static lf_status write_st_body(FILE *f, const char *path, const void *vctx) {
     const st_write_ctx *c = vctx;
     unsigned char len8[8];
     for (int i = 0; i < 8; i++) len8[i] = (unsigned char)((uint64_t)c->hlen >> (8 * i));
-    lf_status st = write_all(f, len8, 8, path);
-    if (!st) st = write_all(f, c->header, c->hlen, path);
+    lf_status st = lf_write_all(f, len8, 8, path);
+    if (!st) st = lf_write_all(f, c->header, c->hlen, path);
     float *buf = NULL;
     size_t bufn = 0;
     for (int i = 0; i < c->n && !st; i++) {
@@ -401,9 +334,9 @@ static lf_status write_st_body(FILE *f, const char *path, const void *vctx) {
                 }
             }
             t->fill(t->ctx, buf);
-            st = write_all(f, buf, numel * 4, path);
+            st = lf_write_all(f, buf, numel * 4, path);
         } else {
-            st = write_all(f, t->data, numel * 4, path);
+            st = lf_write_all(f, t->data, numel * 4, path);
         }
     }
     free(buf);
@@ -461,7 +394,7 @@ lf_status lf_st_write(const char *path, const lf_st_tensor *t, int n, const char
     memset(header + jl, ' ', hlen - jl); /* spaces pad the header to 8 bytes, as the spec allows */
     free(js);
     st_write_ctx ctx = {sorted, n, header, hlen};
-    lf_status st = atomic_write(path, write_st_body, &ctx);
+    lf_status st = lf_write_atomic_with(path, write_st_body, &ctx);
     free(header);
     free(sorted);
     return st;

@@ -85,3 +85,7 @@ double lf_now(void) {
 }
 
 int lf_num_threads(void) { return omp_get_max_threads(); }
+
+void lf_ctx_apply(const lf_ctx *c) {
+    if (c && c->threads > 0) omp_set_num_threads(c->threads);
+}

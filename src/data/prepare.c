@@ -4,7 +4,6 @@
  * with one encoder per thread, and written as two shards plus meta.json. */
 #define _GNU_SOURCE /* memmem */
 #include "data_internal.h"
-#include "lmforge/ckpt.h"
 #include "lmforge/report.h"
 
 #include <dirent.h>

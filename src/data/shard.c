@@ -1,6 +1,5 @@
 /* Token shards: the atomic writer, the validating reader (mmap) and the batch loader. */
 #include "data_internal.h"
-#include "lmforge/ckpt.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -2,7 +2,6 @@
  * tokenizer.json of byte-level or SentencePiece-style BPE, llama2.c tokenizer.bin). */
 #define _GNU_SOURCE /* memmem, qsort_r */
 #include "tok_internal.h"
-#include "lmforge/ckpt.h"
 
 #include <errno.h>
 #include <jansson.h>
