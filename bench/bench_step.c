@@ -1,6 +1,7 @@
 /* Times one full training step (forward + backward + AdamW) of lmforge on a named config and
  * prints the median in a line bench/run parses. Usage: bench_step CONFIG [STEPS]. */
 #include "configs.h"
+#include "lmforge/loss.h"
 #include "lmforge/optim.h"
 
 #include <stdio.h>
@@ -42,13 +43,15 @@ int main(int argc, char **argv) {
     }
     double *ms = malloc(sizeof(double) * (size_t)steps);
     double fwd_ms = 0, bwd_ms = 0, opt_ms = 0;
-    float loss = 0;
+    double loss = 0;
+    lf_loss_term *ce = lf_loss_ce_new(0.0f);
+    lf_batch batch = {x, y, NULL, NULL, B, T};
     for (int s = -1; s < steps; s++) { /* step -1 warms up */
         double t0 = lf_now();
         lf_model_zero_grad(m);
-        lf_model_forward(m, x, y, B, T, &loss);
+        lf_loss_forward(m, &ce, 1, &batch, &loss, NULL);
         double t1 = lf_now();
-        lf_model_backward(m, 1.0f);
+        lf_loss_backward(m, &ce, 1, &batch, 1.0f);
         double t2 = lf_now();
         lf_optim_step(o, 1e-4f, NULL);
         double t3 = lf_now();

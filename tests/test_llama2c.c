@@ -42,9 +42,8 @@ int main(int argc, char **argv) {
     seq[0] = 1; /* BOS */
     int first_diff = -1;
     for (int n = 1; n <= 256; n++) {
-        float l;
-        LF_ASSERT(lf_model_forward(m, seq, NULL, 1, n, &l) == LF_OK);
-        const float *z = lf_model_logits(m) + (size_t)(n - 1) * V;
+        LF_ASSERT(lf_model_forward(m, seq, 1, n, LF_LOGITS_ALL) == LF_OK);
+        const float *z = lf_model_logits(m, NULL) + (size_t)(n - 1) * V;
         int best = 0;
         for (int v = 1; v < V; v++)
             if (z[v] > z[best]) best = v;
@@ -52,7 +51,7 @@ int main(int argc, char **argv) {
         if (best != ref_ids[n - 1] && first_diff < 0) first_diff = n - 1;
         if (n == 256) {
             double worst = 0;
-            for (int i = 0; i < 4 * V; i++) worst = fmax(worst, fabs(lf_model_logits(m)[i] - ref_logits[i]));
+            for (int i = 0; i < 4 * V; i++) worst = fmax(worst, fabs(lf_model_logits(m, NULL)[i] - ref_logits[i]));
             printf("logits at positions 0-3: max abs error %.3g vs run.c\n", worst);
             CHECK(worst <= 1e-4, "logits at positions 0-3 differ from run.c by %.3g (> 1e-4)", worst);
         }

@@ -5,9 +5,28 @@
  *   with the same seed and thread count give bit-identical losses;
  * - gradient accumulation of two half batches equals one full batch;
  * - frozen tensors get no gradient buffer and do not move. */
-#include "lmforge/model.h"
+#include "lmforge/loss.h"
 #include "lmforge/optim.h"
 #include "testutil.h"
+
+/* forward + cross-entropy and its backward, through the loss-term API */
+static lf_loss_term *g_ce;
+static lf_batch g_b;
+static float smoothing_now;
+static lf_status ce_forward(lf_model *m, int32_t *x, int32_t *y, int B, int T, float *loss) {
+    if (!g_ce) g_ce = lf_loss_ce_new(smoothing_now);
+    g_b = (lf_batch){x, y, NULL, NULL, B, T};
+    double v = 0;
+    lf_status st = lf_loss_forward(m, &g_ce, 1, &g_b, &v, NULL);
+    *loss = (float)v;
+    return st;
+}
+static lf_status ce_backward(lf_model *m, float scale) { return lf_loss_backward(m, &g_ce, 1, &g_b, scale); }
+static void set_smoothing(float s) {
+    lf_loss_free(g_ce);
+    g_ce = NULL;
+    smoothing_now = s;
+}
 
 static lf_config small_config(lf_arch arch, int tied) {
     lf_config c;
@@ -34,7 +53,7 @@ typedef struct {
 static double model_loss(void *p) {
     model_ctx *c = p;
     float loss;
-    LF_ASSERT(lf_model_forward(c->m, c->x, c->y, c->B, c->T, &loss) == LF_OK);
+    LF_ASSERT(ce_forward(c->m, c->x, c->y, c->B, c->T, &loss) == LF_OK);
     return loss;
 }
 
@@ -50,7 +69,7 @@ static void fd_model(lf_arch arch, int tied, float dropout, float smoothing) {
             for (size_t j = 0; j < p->numel; j++) p->data[j] += 0.2f * lf_randn(43, (uint64_t)i, j);
     }
     lf_model_set_training(m, dropout > 0, 777); /* same masks on every call */
-    lf_model_set_label_smoothing(m, smoothing);
+    set_smoothing(smoothing);
     model_ctx c = {m, NULL, NULL, 2, 7};
     int32_t x[14], y[14];
     for (int i = 0; i < 14; i++) {
@@ -66,12 +85,12 @@ static void fd_model(lf_arch arch, int tied, float dropout, float smoothing) {
     LF_ASSERT(lf_model_alloc_grads(m) == LF_OK);
     lf_model_zero_grad(m);
     model_loss(&c);
-    LF_ASSERT(lf_model_backward(m, 1.0f) == LF_OK);
+    LF_ASSERT(ce_backward(m, 1.0f) == LF_OK);
     for (int i = 0; i < lf_model_num_params(m); i++) {
         lf_param *p = lf_model_param(m, i);
         float *g = tu_alloc(p->numel);
         memcpy(g, p->grad, p->numel * sizeof(float));
-        char what[160];
+        char what[300];
         snprintf(what, sizeof what, "%s %s%s drop=%.1f smooth=%.1f: %s", arch == LF_ARCH_GPT2 ? "gpt2" : "llama",
                  tied ? "tied" : "untied", "", dropout, smoothing, p->name);
         /* float32 model: eps 3e-3 balances truncation (init_std 0.3 is very nonlinear) and rounding */
@@ -88,6 +107,7 @@ static const char corpus[] =
 
 /* byte-level model over the corpus (vocab 256), returns final loss; records losses */
 static float train_run(lf_arch arch, int steps, float *losses, float dropout) {
+    set_smoothing(0.0f);
     lf_config c;
     lf_config_defaults(&c, arch);
     c.vocab_size = 256;
@@ -121,8 +141,8 @@ static float train_run(lf_arch arch, int steps, float *losses, float dropout) {
         }
         lf_model_set_training(m, 1, lf_hash64(9, 9, (uint64_t)step));
         lf_model_zero_grad(m);
-        LF_ASSERT(lf_model_forward(m, x, y, B, T, &loss) == LF_OK);
-        LF_ASSERT(lf_model_backward(m, 1.0f) == LF_OK);
+        LF_ASSERT(ce_forward(m, x, y, B, T, &loss) == LF_OK);
+        LF_ASSERT(ce_backward(m, 1.0f) == LF_OK);
         float norm;
         LF_ASSERT(lf_optim_step(o, lf_schedule_lr(&s, step), &norm) == LF_OK);
         losses[step] = loss;
@@ -144,6 +164,7 @@ static void test_training(lf_arch arch) {
 }
 
 static void test_accumulation(lf_arch arch) {
+    set_smoothing(0.0f);
     lf_config c = small_config(arch, 0);
     c.init_std = 0.05f;
     lf_model *m;
@@ -157,8 +178,8 @@ static void test_accumulation(lf_arch arch) {
     }
     float l;
     lf_model_zero_grad(m);
-    lf_model_forward(m, x, y, 4, 8, &l);
-    lf_model_backward(m, 1.0f);
+    ce_forward(m, x, y, 4, 8, &l);
+    ce_backward(m, 1.0f);
     int n = lf_model_num_params(m);
     float **full = calloc((size_t)n, sizeof *full);
     for (int i = 0; i < n; i++) {
@@ -167,10 +188,10 @@ static void test_accumulation(lf_arch arch) {
         memcpy(full[i], p->grad, p->numel * sizeof(float));
     }
     lf_model_zero_grad(m);
-    lf_model_forward(m, x, y, 2, 8, &l);
-    lf_model_backward(m, 0.5f);
-    lf_model_forward(m, x + 16, y + 16, 2, 8, &l);
-    lf_model_backward(m, 0.5f);
+    ce_forward(m, x, y, 2, 8, &l);
+    ce_backward(m, 0.5f);
+    ce_forward(m, x + 16, y + 16, 2, 8, &l);
+    ce_backward(m, 0.5f);
     double worst = 0;
     for (int i = 0; i < n; i++) {
         lf_param *p = lf_model_param(m, i);
@@ -193,8 +214,8 @@ static void test_accumulation(lf_arch arch) {
     lf_param *head = lf_model_find(m, "lm_head.weight");
     float hbefore = head->data[0];
     lf_model_zero_grad(m);
-    lf_model_forward(m, x, y, 4, 8, &l);
-    lf_model_backward(m, 1.0f);
+    ce_forward(m, x, y, 4, 8, &l);
+    ce_backward(m, 1.0f);
     lf_optim_step(o, 1e-2f, NULL);
     CHECK(frozen->grad == NULL, "frozen tensor %s has a gradient buffer", frozen->name);
     CHECK(frozen->data[0] == before, "frozen tensor %s moved", frozen->name);
@@ -209,11 +230,11 @@ static void test_bad_inputs(void) {
     LF_ASSERT(lf_model_init(&m, &c) == LF_OK);
     int32_t x[4] = {1, 2, 29, 3}, y[4] = {1, 1, 1, 1};
     float l;
-    CHECK(lf_model_forward(m, x, y, 1, 4, &l) == LF_ERR_ARG && strstr(lf_last_error(), "29"),
+    CHECK(ce_forward(m, x, y, 1, 4, &l) == LF_ERR_ARG && strstr(lf_last_error(), "29"),
           "out-of-vocabulary token must be refused, got '%s'", lf_last_error());
     int32_t big[17] = {0};
-    CHECK(lf_model_forward(m, big, NULL, 1, 17, &l) == LF_ERR_ARG, "T beyond max_seq must be refused");
-    CHECK(lf_model_backward(m, 1.0f) == LF_ERR_ARG, "backward without forward must be refused");
+    CHECK(lf_model_forward(m, big, 1, 17, LF_LOGITS_ALL) == LF_ERR_ARG, "T beyond max_seq must be refused");
+    CHECK(lf_model_backward(m) == LF_ERR_ARG, "backward without forward must be refused");
     c.n_kv_head = 3;
     lf_model *m2;
     CHECK(lf_model_init(&m2, &c) == LF_ERR_ARG, "n_kv_head not dividing n_head must be refused");
@@ -228,10 +249,9 @@ static void test_decode(lf_arch arch) {
     lf_model_init_weights(m, 11);
     int32_t x[12];
     for (int i = 0; i < 12; i++) x[i] = (int32_t)(lf_hash64(4, 0, (uint64_t)i) % 29);
-    float l;
-    LF_ASSERT(lf_model_forward(m, x, NULL, 1, 12, &l) == LF_OK);
+    LF_ASSERT(lf_model_forward(m, x, 1, 12, LF_LOGITS_ALL) == LF_OK);
     float *full = tu_alloc(12 * 29), logits[29];
-    memcpy(full, lf_model_logits(m), sizeof(float) * 12 * 29);
+    memcpy(full, lf_model_logits(m, NULL), sizeof(float) * 12 * 29);
     LF_ASSERT(lf_model_cache_init(m, 0) == LF_OK);
     double worst = 0;
     for (int t = 0; t < 12; t++) {
@@ -262,5 +282,6 @@ int main(void) {
     test_training(LF_ARCH_GPT2);
     test_training(LF_ARCH_LLAMA);
     test_bad_inputs();
+    lf_loss_free(g_ce);
     return tu_finish("test_model");
 }

@@ -10,6 +10,7 @@
 #ifndef LMFORGE_DATA_H
 #define LMFORGE_DATA_H
 
+#include "lmforge/batch.h"
 #include "lmforge/tokenizer.h"
 
 #define LF_SHARD_VERSION 1
@@ -42,6 +43,13 @@ typedef struct lf_loader lf_loader;
 lf_status lf_loader_init(lf_loader **out, const lf_shard *s, int B, int T, uint64_t seed, int sequential);
 void lf_loader_free(lf_loader *l);
 lf_status lf_loader_next(lf_loader *l, int32_t *inputs, int32_t *targets);
+/* Also the task id of each row's document (B; may be NULL). */
+lf_status lf_loader_next_batch(lf_loader *l, int32_t *inputs, int32_t *targets, int32_t *task);
+/* Keep every window inside one document: positions past its end are padding (input 0, no
+ * target), and sequential mode starts the next window at the next document. */
+void lf_loader_set_within_doc(lf_loader *l, int on);
+/* The loader as a batch source (state: step, position, epoch); take_ownership frees it with the source. */
+lf_status lf_loader_source(lf_batch_source **out, lf_loader *l, int take_ownership);
 lf_loader_state lf_loader_get_state(const lf_loader *l);
 void lf_loader_set_state(lf_loader *l, lf_loader_state st);
 

@@ -43,7 +43,7 @@ void lf_rmsnorm_backward(float *dinp, float *dw, // (N,C) += ; (C) +=
                          size_t N, int C);
 
 /* out = inp · wᵀ + b. Rows of out/inp may be strided (ldo/ldi) so that several linears write
- * into one packed buffer (Llama's q/k/v, gate/up). */
+ * into one packed buffer (Llama's q/k/v, gate/up). One row (N = 1, decoding) runs as a GEMV. */
 void lf_linear_forward(float *out, int ldo,       // (N,OC) row stride ldo
                        const float *inp, int ldi, // (N,IC) row stride ldi
                        const float *w,            // (OC,IC)
@@ -78,6 +78,15 @@ void lf_attention_forward_ref(float *out, float *att, const float *qkv, int B, i
                               int KVH, int hd, lf_dropout drop);
 void lf_attention_backward_ref(float *dqkv, const float *dout, const float *qkv, const float *att,
                                int B, int T, int H, int KVH, int hd, lf_dropout drop);
+
+/* One query position attending to len cached positions (incremental decoding): for each query
+ * head h, y_h = softmax(q_h·K_gᵀ/√hd)·V_g over the cache of kv head g = h / (H/KVH). Caches hold
+ * rows of KVH·hd floats. scores: len floats of scratch. */
+void lf_attention_decode_forward(float *y,          // (H*hd)
+                                 const float *q,    // (H*hd)
+                                 const float *kc,   // (len, KVH*hd)
+                                 const float *vc,   // (len, KVH*hd)
+                                 float *scores, int len, int H, int KVH, int hd);
 
 /* Rotary embeddings, Hugging Face rotate-half layout, in place on the first nh heads of each
  * row (q heads then k heads in the packed qkv buffer). cos/sin: (maxT, hd/2). Backward is the
@@ -114,6 +123,11 @@ void lf_crossentropy_backward(float *dlogits, const float *logits, const float *
 
 /* AdamW (PyTorch order: decoupled decay p *= 1 − lr·wd, then the Adam step) on the gradient
  * grad_scale·g (clipping folded in, so g is read once). t ≥ 1. */
+/* x[i] = 0 where mask[i] == 0 (pruned weights and their gradients) */
+void lf_mask_apply(float *x, const uint8_t *mask, size_t n);
+/* x *= a */
+void lf_scale(float *x, size_t n, float a);
+
 void lf_adamw_update(float *p, const float *g, float *m, float *v, size_t n, float lr, float beta1,
                      float beta2, float eps, float weight_decay, float grad_scale, int t);
 double lf_sumsq(const float *x, size_t n); // deterministic for a fixed thread count

@@ -33,23 +33,63 @@ void lf_config_defaults(lf_config *c, lf_arch arch);
 lf_status lf_config_check(const lf_config *c);
 
 enum {
-    LF_PARAM_TRAINABLE = 1u << 0,
-    LF_PARAM_DECAY = 1u << 1,
+    LF_PARAM_TRAINABLE = 1u << 0, /* has a gradient and optimizer moments */
+    LF_PARAM_DECAY = 1u << 1,     /* in the weight-decay group */
+    LF_PARAM_ADAPTER = 1u << 2,   /* belongs to an adapter (LoRA A/B, DoRA magnitude) */
+    LF_PARAM_MASKED = 1u << 3,    /* has a weight mask (pruning) */
+    LF_PARAM_EXTRA = 1u << 4,     /* added after init (adapters, heads): not part of the architecture,
+                                     so a Hugging Face save of the model leaves it out */
 };
 
-typedef enum { LF_KIND_WEIGHT = 0, LF_KIND_EMBED, LF_KIND_NORM, LF_KIND_BIAS } lf_param_kind;
+typedef enum { LF_KIND_WEIGHT = 0, LF_KIND_EMBED, LF_KIND_NORM, LF_KIND_BIAS, LF_KIND_OTHER } lf_param_kind;
 
+typedef struct lf_param lf_param;
+
+/* How a tensor's values are stored when not as float32 in data: the operations the one linear
+ * path runs for it (quantized types arrive with the quantization issue; tests define their own). */
 typedef struct {
-    char name[96];       /* Hugging Face name */
+    const char *name;
+    /* out (N,OC, stride ldo) = inp (N,IC, stride ldi) · Wᵀ (+ bias) */
+    void (*forward)(float *out, int ldo, const float *inp, int ldi, const lf_param *w, const float *bias, size_t N);
+    /* dinp (N,IC, stride ldi) = (accum ? dinp : 0) + dout · W ; the weight itself gets no gradient */
+    void (*backward_input)(float *dinp, int ldi, int accum, const float *dout, int ldo, const lf_param *w, size_t N);
+    /* dst (numel) = the values as float32 */
+    void (*dequantize)(const lf_param *w, float *dst);
+} lf_storage_ops;
+
+/* A low-rank adapter on a linear weight W (OC,IC): y += scale · (drop(x)·Aᵀ)·Bᵀ, with A (r,IC) and
+ * B (OC,r) parameters of the model (flag ADAPTER). magnitude (OC), when set, makes it DoRA. */
+typedef struct lf_adapter {
+    lf_param *A, *B, *magnitude;
+    float scale;
+    float dropout; /* on the adapter's input, training only */
+    int enabled;
+    struct lf_adapter *next;
+} lf_adapter;
+
+/* An activation tap sees the input rows of a linear in every forward (training, evaluation,
+ * decoding): calibration statistics (per-channel ‖x‖², XᵀX) without a second forward. */
+typedef void (*lf_tap_fn)(void *ctx, const lf_param *w, const float *inp, int ldi, size_t N, int IC);
+
+struct lf_param {
+    char name[128];      /* Hugging Face name */
     int ndim;
     int64_t shape[2];    /* our layout: linears are (out, in) */
     size_t numel;
-    float *data;
+    float *data;         /* F32 values (NULL for another storage type) */
     float *grad;         /* NULL while frozen or before gradients are allocated */
     unsigned flags;
     lf_param_kind kind;
     int hf_transposed;   /* stored as (in, out) in HF files (GPT-2 Conv1D) */
-} lf_param;
+    const lf_storage_ops *qops; /* NULL: float32 in data; else the storage type of qdata */
+    void *qdata;         /* the encoded values (owned by the model) */
+    size_t qbytes;
+    uint8_t *mask;       /* (numel) 1 = keep, 0 = pruned; NULL = dense */
+    lf_adapter *adapters;
+    lf_tap_fn tap;
+    void *tap_ctx;
+    uint64_t id;         /* unique within the model for its lifetime (never reused) */
+};
 
 typedef struct lf_model lf_model;
 
@@ -62,32 +102,61 @@ lf_param *lf_model_param(lf_model *m, int i);
 lf_param *lf_model_find(lf_model *m, const char *name);
 size_t lf_model_num_scalars(const lf_model *m); /* unique parameters (a tied head counts once) */
 
+/* Add a tensor after init (an adapter, a classification head): zero-filled F32, flags as given
+ * plus EXTRA. Names must be new. The table grows; earlier lf_param pointers stay valid. */
+lf_status lf_model_add_param(lf_model *m, const char *name, int64_t d0, int64_t d1, lf_param_kind kind,
+                             unsigned flags, lf_param **out);
+/* Remove a tensor added with lf_model_add_param (after merging an adapter, say). */
+lf_status lf_model_remove_param(lf_model *m, lf_param *p);
+/* Attach a LoRA adapter (A (r,IC), B (OC,r), both from lf_model_add_param) to linear weight w. */
+lf_status lf_model_add_adapter(lf_model *m, lf_param *w, lf_param *A, lf_param *B, float scale, float dropout,
+                               lf_adapter **out);
+/* Set (or with mask NULL, remove) a weight mask: copies it and zeroes the pruned weights. */
+lf_status lf_model_set_mask(lf_model *m, lf_param *p, const uint8_t *mask);
+void lf_model_apply_masks(lf_model *m); /* zero every masked weight again (after an update) */
+/* Store a linear weight in another type: qdata (qbytes, malloc'd; the model takes it over)
+ * replaces data, and the tensor is frozen (the storage types have no weight gradient). */
+lf_status lf_model_set_storage(lf_model *m, lf_param *p, const lf_storage_ops *ops, void *qdata, size_t qbytes);
+
 /* Random initialisation in the style of GPT-2 (normal 0.02, residual projections scaled by
- * 1/sqrt(2L), norms 1, biases 0); reproducible from seed. */
+ * 1/sqrt(2L), norms 1, biases 0); reproducible from seed. Architecture tensors only. */
 void lf_model_init_weights(lf_model *m, uint64_t seed);
 
 /* Freeze/unfreeze every parameter whose name starts with prefix ("" = all). Returns the number
- * matched through *count (may be NULL). Gradient buffers are re-planned on the next backward. */
+ * matched through *count (may be NULL). Gradient buffers are re-planned on the next backward, and
+ * the optimizer follows (it gives a newly trainable tensor moments at its next step). */
 lf_status lf_model_set_trainable(lf_model *m, const char *prefix, int trainable, int *count);
 
 /* Training mode enables dropout with masks drawn from seed (set a new seed every step). */
 void lf_model_set_training(lf_model *m, int training, uint64_t seed);
-void lf_model_set_label_smoothing(lf_model *m, float eps);
 
-/* inputs (B,T) token ids; targets (B,T) ids or < 0 for "no loss here", or NULL (inference).
- * With targets, *loss is the mean cross-entropy over counted positions. */
-lf_status lf_model_forward(lf_model *m, const int32_t *inputs, const int32_t *targets, int B, int T,
-                           float *loss);
-/* Gradients of (loss_scale × mean loss) accumulate (+=) into the trainable parameters' grads.
- * Consumes the logits (they become dlogits). */
-lf_status lf_model_backward(lf_model *m, float loss_scale);
+/* Forward-only mode: no gradients, no backward buffers, and per-layer activations kept for one
+ * layer at a time (the residual stream of every block is still kept, for hidden-state reads).
+ * For teachers, evaluation and calibration passes. Switching re-plans the activations. */
+void lf_model_set_forward_only(lf_model *m, int on);
+size_t lf_model_activation_bytes(const lf_model *m); /* of the current plan */
+
+typedef enum {
+    LF_LOGITS_ALL = 0, /* (B*T, V) */
+    LF_LOGITS_LAST,    /* (B, V): the last position of each row */
+    LF_LOGITS_NONE,    /* hidden states only */
+} lf_logits_mode;
+
+/* inputs (B,T) token ids. Computes the logits and keeps what backward needs. */
+lf_status lf_model_forward(lf_model *m, const int32_t *inputs, int B, int T, lf_logits_mode mode);
+/* The logits of the last forward, (rows, V); loss terms overwrite them with dlogits in place. */
+float *lf_model_logits(lf_model *m, size_t *rows);
+/* (B,T,C) residual stream entering block l (l = n_layer: after the last block, before the final
+ * norm), valid until the next forward. */
+const float *lf_model_hidden(const lf_model *m, int l);
+/* (B,T,C) gradient on lf_model_hidden(l) that backward adds in; zeroed by every forward. */
+float *lf_model_hidden_grad(lf_model *m, int l);
+/* Backward from the dlogits now in the logits buffer (all of them; rows that carry no loss must
+ * be zero) plus any hidden-state gradients. Parameter gradients accumulate (+=). */
+lf_status lf_model_backward(lf_model *m);
 void lf_model_zero_grad(lf_model *m);
 /* Allocate gradient buffers for the trainable parameters now (backward does it when needed). */
 lf_status lf_model_alloc_grads(lf_model *m);
-
-/* (B,T,V) logits of the last forward; valid until the next backward/forward */
-const float *lf_model_logits(const lf_model *m);
-int lf_model_counted(const lf_model *m); /* positions that carried loss in the last forward */
 
 /* Incremental decoding (inference, dropout off) with a key/value cache of up to max_len positions
  * (<= max_seq; 0 = max_seq). decode feeds n tokens after the cached ones and writes the logits of

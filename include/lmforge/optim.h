@@ -1,7 +1,11 @@
 /* lmforge optimizer: AdamW with decoupled weight decay over the model's parameter table (only
  * trainable tensors; the decay group comes from each tensor's flags), learning-rate schedules,
  * global-norm gradient clipping. Gradient accumulation is the caller summing several backward
- * passes (each with loss_scale = 1/steps) before one lf_optim_step. */
+ * passes (each with loss_scale = 1/steps) before one lf_optim_step.
+ *
+ * Moments are kept per tensor and follow the table: a tensor added or unfrozen after init gets
+ * zero moments at its first step; a frozen one keeps its moments (unfreezing resumes them, as
+ * PyTorch's optimizer state does); a removed one's moments are dropped. */
 #ifndef LMFORGE_OPTIM_H
 #define LMFORGE_OPTIM_H
 
@@ -41,9 +45,13 @@ float lf_optim_grad_norm(lf_optim *o);
  * *norm. If the norm is not finite the update is skipped and LF_ERR_ARG is returned. */
 lf_status lf_optim_step(lf_optim *o, float lr, float *norm);
 int lf_optim_t(const lf_optim *o); /* updates applied so far */
-void lf_optim_set_t(lf_optim *o, int t); /* when restoring a checkpoint */
+void lf_optim_set_t(lf_optim *o, int t); /* when restoring a checkpoint (per-tensor counts: below) */
+/* Updates one tensor has had (its bias correction); a tensor trained from a later step has fewer. */
+int lf_optim_param_t(lf_optim *o, const lf_param *p);
+lf_status lf_optim_set_param_t(lf_optim *o, const lf_param *p, int t);
 
-/* Moments for checkpointing, in parameter-table order (trainable tensors only) */
-float *lf_optim_moment(lf_optim *o, int param_index, int which /* 0 = m, 1 = v */);
+/* Moments of a tensor for checkpointing (which: 0 = m, 1 = v); NULL when it has none yet, unless
+ * create is set (then zero moments are made for it). */
+float *lf_optim_moment(lf_optim *o, const lf_param *p, int which, int create);
 
 #endif

@@ -29,4 +29,32 @@ const char *lf_tb_path(const lf_tb *tb);
 uint32_t lf_crc32c(const void *data, size_t n);
 uint32_t lf_tb_masked_crc(const void *data, size_t n);
 
+/* ---- the run reporter: where a training run's events and lines go. Library code hands it
+ * everything it would say; only the reporter writes to the terminal, metrics.jsonl and
+ * TensorBoard, so the same run is quiet in a pipe, JSON lines with --json, and a redrawn
+ * progress line (loss, tokens/s, ETA) on a terminal. */
+#include <jansson.h>
+typedef struct lf_reporter lf_reporter;
+typedef struct {
+    const char *metrics_path; /* metrics.jsonl (appended), or NULL */
+    const char *tb_dir;       /* TensorBoard folder, or NULL */
+    int quiet;                /* no human lines */
+    int json;                 /* events also on stdout, one JSON object a line; no human lines */
+} lf_report_opts;
+lf_status lf_report_open(lf_reporter **out, const lf_report_opts *o);
+void lf_report_close(lf_reporter *r);
+/* one event (steals ev): a line of metrics.jsonl, and of stdout in JSON mode */
+void lf_report_event(lf_reporter *r, json_t *ev);
+/* a human line on stdout (nothing when quiet or JSON); erases the progress line first */
+void lf_report_say(lf_reporter *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* the progress line: redrawn on a terminal, nothing elsewhere */
+void lf_report_progress(lf_reporter *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void lf_report_progress_end(lf_reporter *r);
+int lf_report_is_tty(const lf_reporter *r);
+void lf_report_scalar(lf_reporter *r, const char *tag, int64_t step, float value); /* TensorBoard */
+void lf_report_flush(lf_reporter *r);
+/* After a resume the steps after the checkpoint run again: drop the records of steps > step from
+ * a metrics.jsonl so that it reads as one uninterrupted run. */
+lf_status lf_metrics_trim(const char *path, int step);
+
 #endif

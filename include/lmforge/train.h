@@ -7,7 +7,10 @@
 #ifndef LMFORGE_TRAIN_H
 #define LMFORGE_TRAIN_H
 
+#include "lmforge/batch.h"
+#include "lmforge/loss.h"
 #include "lmforge/model.h"
+#include "lmforge/optim.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -51,6 +54,72 @@ char *lf_train_config_json(const lf_train_config *c); /* malloc'd, pretty JSON *
 lf_status lf_train_config_from_json_text(lf_train_config *c, const char *json, const char *what);
 lf_status lf_train_config_check(const lf_train_config *c);
 void lf_train_config_help(FILE *f);
+
+/* ---- the trainer: a model, its optimizer, a sum of loss terms, a batch source and hooks.
+ * lf_train (below) is one driver of it; techniques drive it themselves or plug into lf_train. */
+typedef struct lf_trainer lf_trainer;
+
+typedef struct {
+    lf_ctx ctx;            /* threads; seed: dropout masks derive from (seed, step, micro-batch) */
+    int B, T, grad_accum;
+    lf_adamw_config adamw;
+    lf_schedule schedule;
+} lf_trainer_opts;
+
+typedef struct {
+    int step;              /* optimizer steps done, this one included */
+    float loss;            /* total loss (Σ weight·term), mean over the micro-batches */
+    float lr, grad_norm;
+    int finite;            /* 0: non-finite loss or gradient, the update was skipped */
+    double seconds;        /* this step's wall time */
+    size_t tokens;         /* tokens in this step */
+} lf_step_info;
+
+typedef enum { LF_HOOK_CONTINUE = 0, LF_HOOK_STOP = 1 } lf_hook_action;
+
+typedef struct lf_hook lf_hook;
+struct lf_hook {
+    const char *name;
+    void *ctx;
+    /* after each optimizer step (also skipped ones); may be NULL */
+    lf_hook_action (*after_step)(lf_hook *h, lf_trainer *t, const lf_step_info *s);
+    /* after each evaluation with its validation loss; may be NULL */
+    lf_hook_action (*after_eval)(lf_hook *h, lf_trainer *t, int step, double val_loss);
+    void (*free)(lf_hook *h); /* frees ctx and h; may be NULL */
+};
+
+/* The source stays the caller's. The trainer starts with no loss term: add cross-entropy (or
+ * others); it owns the terms and hooks it is given. */
+lf_status lf_trainer_init(lf_trainer **out, lf_model *m, lf_batch_source *train, const lf_trainer_opts *o);
+void lf_trainer_free(lf_trainer *t);
+lf_status lf_trainer_add_loss(lf_trainer *t, lf_loss_term *term);
+lf_status lf_trainer_add_hook(lf_trainer *t, lf_hook *h);
+/* One optimizer step over grad_accum micro-batches; then the after_step hooks. *stop (may be
+ * NULL) is set when a hook asked to stop. */
+lf_status lf_trainer_step(lf_trainer *t, lf_step_info *info, int *stop);
+/* Mean cross-entropy on `batches` batches of val (dropout off), then the after_eval hooks. */
+lf_status lf_trainer_evaluate(lf_trainer *t, lf_batch_source *val, int B, int batches, double *val_loss, int *stop);
+/* Trainer state into a checkpoint folder: trainer_state.safetensors (optimizer moments and the
+ * values of tensors added after init, such as adapters) and trainer_state.json (step, optimizer
+ * counts, the source's position, and the members of extra_json, a JSON object text or NULL). The
+ * model's own files are the caller's (lf_hf_save). */
+lf_status lf_trainer_save_state(lf_trainer *t, const char *dir, const char *extra_json);
+/* Restores what save_state wrote; *extra_json (may be NULL) gets the whole trainer_state.json
+ * text (malloc'd) for the caller's own members. Every value is checked before it is used. */
+lf_status lf_trainer_load_state(lf_trainer *t, const char *dir, char **extra_json);
+int lf_trainer_step_count(const lf_trainer *t);
+lf_model *lf_trainer_model(lf_trainer *t);
+lf_optim *lf_trainer_optim(lf_trainer *t);
+size_t lf_trainer_tokens_seen(const lf_trainer *t);
+
+/* Early stopping as a hook: tracks the best validation loss; stops after `patience` evaluations
+ * without an improvement of at least min_delta (patience 0: tracks only). */
+lf_hook *lf_hook_early_stopping(int patience, float min_delta);
+typedef struct {
+    double best;           /* INFINITY until the first evaluation */
+    int best_step, evals_since_best, improved; /* improved: the last evaluation set a new best */
+} lf_early_stopping;
+lf_early_stopping *lf_hook_early_stopping_state(lf_hook *h);
 
 typedef enum {
     LF_STOP_DONE = 0,     /* max_steps reached */

@@ -366,7 +366,21 @@ lf_status lf_hf_load(lf_model **out, const char *dir) {
 
 static void fill_hf(const void *ctx, float *buf) {
     const lf_param *p = ctx;
-    lf_param_to_hf(p, p->data, buf);
+    if (!p->qops) {
+        lf_param_to_hf(p, p->data, buf);
+        return;
+    }
+    /* another storage type: dequantize, then lay out as Hugging Face does */
+    float *tmp = p->hf_transposed ? malloc(p->numel * sizeof(float)) : buf;
+    if (!tmp) {
+        memset(buf, 0, p->numel * sizeof(float));
+        return;
+    }
+    p->qops->dequantize(p, tmp);
+    if (p->hf_transposed) {
+        lf_param_to_hf(p, tmp, buf);
+        free(tmp);
+    }
 }
 
 lf_status lf_hf_save(lf_model *m, const char *dir) {
@@ -377,18 +391,22 @@ lf_status lf_hf_save(lf_model *m, const char *dir) {
     int n = lf_model_num_params(m);
     lf_st_tensor *t = calloc((size_t)n, sizeof *t);
     if (!t) return LF_ERR_NOMEM;
-    for (int i = 0; i < n; i++) {
+    int k = 0;
+    for (int i = 0; i < n; i++) { /* the model's own tensors: adapters and added heads are saved by their owners */
         lf_param *p = lf_model_param(m, i);
-        t[i].name = p->name;
-        t[i].ndim = p->ndim;
-        lf_param_hf_shape(p, t[i].shape);
-        if (p->hf_transposed) {
-            t[i].fill = fill_hf;
-            t[i].ctx = p;
+        if (p->flags & LF_PARAM_EXTRA) continue;
+        t[k].name = p->name;
+        t[k].ndim = p->ndim;
+        lf_param_hf_shape(p, t[k].shape);
+        if (p->hf_transposed || p->qops) {
+            t[k].fill = fill_hf;
+            t[k].ctx = p;
         } else {
-            t[i].data = p->data;
+            t[k].data = p->data;
         }
+        k++;
     }
+    n = k;
     char path[4096];
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     const char *meta[] = {"format", "pt"};

@@ -1,9 +1,10 @@
-/* lmforge demo (the default job for now): build a tiny Llama- or GPT-2-family model over bytes,
- * train it for a few hundred AdamW steps on a built-in public-domain text, and print the
- * training loss and the held-out loss falling. Later issues replace this with the KJV pipeline. */
+/* lmforge demo: build a tiny Llama- or GPT-2-family model over bytes, train it through the
+ * trainer for a few hundred AdamW steps on a built-in public-domain text, and print the training
+ * loss and the held-out loss falling. Shows the trainer with batch sources of one's own. */
 #include "cli.h"
-#include "lmforge/model.h"
-#include "lmforge/optim.h"
+#include "lmforge/train.h"
+
+#include <math.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,25 +40,40 @@ static const char demo_text[] =
     "That to secure these rights, Governments are instituted among Men, deriving their just powers from the "
     "consent of the governed.\n";
 
-/* mean loss over consecutive windows of text[lo, hi) */
-static float eval_loss(lf_model *m, const unsigned char *text, size_t lo, size_t hi, int T, int32_t *x, int32_t *y) {
-    double s = 0.0;
-    int n = 0;
-    for (size_t p = lo; p + T + 1 <= hi; p += T) {
-        for (int t = 0; t < T; t++) {
-            x[t] = text[p + t];
-            y[t] = text[p + t + 1];
+/* Batch sources over the built-in text: random windows of the training part (drawn from
+ * (seed, step, row), so batch k is the same whatever came before) or consecutive windows of the
+ * held-out part. */
+typedef struct {
+    const unsigned char *text;
+    size_t lo, hi;
+    int random;
+    uint64_t seed, step, pos;
+} text_src;
+
+static lf_status text_next(lf_batch_source *s, lf_batch *b) {
+    text_src *c = s->ctx;
+    for (int r = 0; r < b->B; r++) {
+        size_t start;
+        if (c->random) {
+            start = c->lo + lf_hash64(c->seed, c->step, (uint64_t)r) % (c->hi - c->lo - (size_t)b->T - 1);
+        } else {
+            if (c->pos + (size_t)b->T + 1 > c->hi) c->pos = c->lo;
+            start = c->pos;
+            c->pos += (size_t)b->T;
         }
-        float l;
-        if (lf_model_forward(m, x, y, 1, T, &l)) return -1.0f;
-        s += l;
-        n++;
+        for (int t = 0; t < b->T; t++) {
+            b->inputs[r * b->T + t] = c->text[start + t];
+            b->targets[r * b->T + t] = c->text[start + t + 1];
+        }
     }
-    return n ? (float)(s / n) : 0.0f;
+    c->step++;
+    return LF_OK;
 }
 
+static int cmd_demo_run(int steps, int gpt2, uint64_t seed);
+
 int cmd_demo(int argc, char **argv) {
-    int steps = 300, B = 8, T = 64;
+    int steps = 300;
     int gpt2 = 0;
     uint64_t seed = 1337;
     for (int i = 1; i < argc; i++) {
@@ -85,6 +101,11 @@ int cmd_demo(int argc, char **argv) {
             return strcmp(argv[i], "--help") && strcmp(argv[i], "-h") ? 2 : 0;
         }
     }
+    return cmd_demo_run(steps, gpt2, seed);
+}
+
+static int cmd_demo_run(int steps, int gpt2, uint64_t seed) {
+    int B = 8, T = 64;
     lf_config c;
     lf_config_defaults(&c, gpt2 ? LF_ARCH_GPT2 : LF_ARCH_LLAMA);
     c.vocab_size = 256; /* bytes */
@@ -99,69 +120,57 @@ int cmd_demo(int argc, char **argv) {
     lf_model *m;
     if (lf_model_init(&m, &c)) return cli_fail("demo");
     lf_model_init_weights(m, seed);
-    lf_adamw_config oc;
-    lf_adamw_defaults(&oc);
-    oc.weight_decay = 0.05f;
-    lf_optim *opt;
-    if (lf_optim_init(&opt, m, &oc)) {
+    const unsigned char *text = (const unsigned char *)demo_text;
+    size_t len = sizeof demo_text - 1, split = len * 9 / 10;
+    text_src tc = {text, 0, split, 1, seed, 0, 0}, vc = {text, split, len, 0, 0, 0, split};
+    lf_batch_source train = {"demo-train", &tc, text_next, NULL, NULL, NULL};
+    lf_batch_source val = {"demo-val", &vc, text_next, NULL, NULL, NULL};
+    lf_trainer_opts o = {.ctx = {0, seed}, .B = B, .T = T, .grad_accum = 1,
+                         .schedule = {LF_SCHED_COSINE, 3e-3f, 3e-4f, steps / 15, steps}};
+    lf_adamw_defaults(&o.adamw);
+    o.adamw.weight_decay = 0.05f;
+    lf_trainer *tr;
+    if (lf_trainer_init(&tr, m, &train, &o) || lf_trainer_add_loss(tr, lf_loss_ce_new(0.0f))) {
         lf_model_free(m);
         return cli_fail("demo");
     }
-    lf_schedule sched = {LF_SCHED_COSINE, 3e-3f, 3e-4f, steps / 15, steps};
-    const unsigned char *text = (const unsigned char *)demo_text;
-    size_t len = sizeof demo_text - 1, split = len * 9 / 10;
-    int32_t *x = malloc(sizeof(int32_t) * B * T), *y = malloc(sizeof(int32_t) * B * T);
-    if (!x || !y) {
-        free(x);
-        free(y);
-        return 1;
-    }
+    int val_batches = (int)((len - split - 1) / (size_t)T); /* every held-out window once, one row each */
     printf("lmforge demo: %s-family model, %zu parameters, byte-level, trained on %zu bytes of built-in text "
            "(%zu held out), %d threads\n",
            gpt2 ? "GPT-2" : "Llama", lf_model_num_scalars(m), split, len - split, lf_num_threads());
-    float val0 = eval_loss(m, text, split, len, T, x, y);
-    float first = 0.0f, last = 0.0f, ema = 0.0f;
+    double val0 = NAN, val1 = NAN;
+    int rc = 0, stop;
+    vc.pos = split;
+    if (lf_trainer_evaluate(tr, &val, 1, val_batches, &val0, &stop)) rc = cli_fail("demo");
+    float first = 0.0f, ema = 0.0f;
     double t0 = lf_now();
-    int rc = 0;
-    for (int step = 0; step < steps; step++) {
-        for (int b = 0; b < B; b++) {
-            size_t start = lf_hash64(seed, (uint64_t)step, (uint64_t)b) % (split - T - 1);
-            for (int t = 0; t < T; t++) {
-                x[b * T + t] = text[start + t];
-                y[b * T + t] = text[start + t + 1];
-            }
-        }
-        float loss, norm, lr = lf_schedule_lr(&sched, step);
-        lf_model_set_training(m, 1, lf_hash64(seed, 0xd0d0, (uint64_t)step));
-        lf_model_zero_grad(m);
-        if (lf_model_forward(m, x, y, B, T, &loss) || lf_model_backward(m, 1.0f)) {
+    for (int step = 0; step < steps && !rc; step++) {
+        lf_step_info s;
+        if (lf_trainer_step(tr, &s, &stop)) {
             rc = cli_fail("demo");
             break;
         }
-        if (lf_optim_step(opt, lr, &norm)) fprintf(stderr, "lmforge demo: step %d: %s\n", step + 1, lf_last_error());
-        ema = step == 0 ? loss : 0.9f * ema + 0.1f * loss;
-        if (step == 0) first = loss;
-        last = ema;
+        if (!s.finite) fprintf(stderr, "lmforge demo: step %d: non-finite loss or gradient, update skipped\n", step + 1);
+        ema = step == 0 ? s.loss : 0.9f * ema + 0.1f * s.loss;
+        if (step == 0) first = s.loss;
         if (step == 0 || (step + 1) % 25 == 0 || step + 1 == steps) {
             double el = lf_now() - t0;
-            printf("step %4d/%d  loss %.4f  lr %.2e  grad_norm %.3f  %.0f tok/s\n", step + 1, steps, ema, lr, norm,
+            printf("step %4d/%d  loss %.4f  lr %.2e  grad_norm %.3f  %.0f tok/s\n", step + 1, steps, ema, s.lr, s.grad_norm,
                    (double)(step + 1) * B * T / (el > 0 ? el : 1e-9));
             fflush(stdout);
         }
     }
-    lf_model_set_training(m, 0, 0);
-    float val1 = eval_loss(m, text, split, len, T, x, y);
+    vc.pos = split;
+    if (!rc && lf_trainer_evaluate(tr, &val, 1, val_batches, &val1, &stop)) rc = cli_fail("demo");
     if (!rc) {
-        printf("train loss %.3f -> %.3f; held-out loss %.3f -> %.3f (uniform over bytes: %.3f); %.1f s\n", first, last,
+        printf("train loss %.3f -> %.3f; held-out loss %.3f -> %.3f (uniform over bytes: %.3f); %.1f s\n", first, ema,
                val0, val1, 5.545f, lf_now() - t0);
-        if (!(last < 0.6f * first)) {
+        if (!(ema < 0.6f * first)) {
             fprintf(stderr, "lmforge demo: training loss did not fall as expected\n");
             rc = 1;
         }
     }
-    free(x);
-    free(y);
-    lf_optim_free(opt);
+    lf_trainer_free(tr);
     lf_model_free(m);
     return rc;
 }

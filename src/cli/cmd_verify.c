@@ -6,7 +6,7 @@
  * error = max|ours - ref| / max(1, max|ref|), printed worst first. */
 #include "cli.h"
 #include "lmforge/ckpt.h"
-#include "lmforge/model.h"
+#include "lmforge/loss.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -73,6 +73,7 @@ int cmd_verify(int argc, char **argv) {
         return 2;
     }
     lf_model *m = NULL;
+    lf_loss_term *ce = NULL;
     lf_st *ref = NULL;
     if (lf_model_load(&m, model_path)) return cli_fail("verify");
     if (lf_st_open(&ref, ref_path)) {
@@ -115,10 +116,14 @@ int cmd_verify(int argc, char **argv) {
             targets[(size_t)b * T + t] = y < 0 ? -1 : y; /* -100 is Hugging Face's ignore_index */
         }
     float loss = 0.0f;
-    if (lf_model_forward(m, ids, targets, B, T, &loss)) {
+    double dloss = 0.0;
+    lf_batch batch = {ids, targets, NULL, NULL, B, T};
+    ce = lf_loss_ce_new(0.0f);
+    if (!ce || lf_loss_forward(m, &ce, 1, &batch, &dloss, NULL)) {
         cli_fail("verify");
         goto done;
     }
+    loss = (float)dloss;
     int cap = lf_st_count(ref) + 2;
     rows = calloc((size_t)cap, sizeof *rows);
     if (!rows) goto done;
@@ -134,7 +139,7 @@ int cmd_verify(int argc, char **argv) {
             cli_fail("verify");
             goto done;
         }
-        compare(&rows[nrows++], "logits", lf_model_logits(m), buf, N * V);
+        compare(&rows[nrows++], "logits", lf_model_logits(m, NULL), buf, N * V);
         free(buf);
         buf = NULL;
     }
@@ -155,7 +160,7 @@ int cmd_verify(int argc, char **argv) {
             goto done;
         }
         lf_model_zero_grad(m);
-        if (lf_model_backward(m, 1.0f)) {
+        if (lf_loss_backward(m, &ce, 1, &batch, 1.0f)) {
             cli_fail("verify");
             goto done;
         }
@@ -184,7 +189,7 @@ int cmd_verify(int argc, char **argv) {
             compare(&rows[nrows++], nm, hf, buf, p->numel);
         }
         for (int i = 0; i < lf_model_num_params(m); i++) {
-            char gname[128];
+            char gname[160];
             snprintf(gname, sizeof gname, "grad.%s", lf_model_param(m, i)->name);
             if (lf_st_find(ref, gname) < 0) printf("note: no reference for %s\n", gname);
         }
@@ -198,7 +203,7 @@ int cmd_verify(int argc, char **argv) {
     for (int i = 0; i < nrows; i++)
         printf("%-52s %12.3e %12.3e %12.3e%s\n", rows[i].name, rows[i].max_abs, rows[i].ref_max, rows[i].err,
                rows[i].err <= tol ? "" : "  FAIL");
-    printf("model loss %.7f over %d positions (B=%d, T=%d), tolerance %.1e\n", loss, lf_model_counted(m), B, T, tol);
+    printf("model loss %.7f over %zu positions (B=%d, T=%d), tolerance %.1e\n", loss, lf_loss_ce_counted(ce), B, T, tol);
     if (rows[0].err <= tol) {
         printf("verify: PASS\n");
         rc = 0;
@@ -213,6 +218,7 @@ done:
     free(hf);
     free(rows);
     lf_st_close(ref);
+    lf_loss_free(ce);
     lf_model_free(m);
     return rc;
 }

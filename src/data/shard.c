@@ -173,7 +173,7 @@ int32_t lf_shard_token(const lf_shard *s, size_t i) {
 
 struct lf_loader {
     const lf_shard *s;
-    int B, T, sequential;
+    int B, T, sequential, within_doc;
     uint64_t seed;
     lf_loader_state st;
 };
@@ -187,18 +187,31 @@ lf_status lf_loader_init(lf_loader **out, const lf_shard *s, int B, int T, uint6
     }
     lf_loader *l = calloc(1, sizeof *l);
     if (!l) return LF_ERR_NOMEM;
-    *l = (lf_loader){s, B, T, sequential, seed, {0, 0, 0}};
+    *l = (lf_loader){s, B, T, sequential, 0, seed, {0, 0, 0}};
     *out = l;
     return LF_OK;
 }
 
+void lf_loader_set_within_doc(lf_loader *l, int on) { l->within_doc = on != 0; }
 void lf_loader_free(lf_loader *l) { free(l); }
 lf_loader_state lf_loader_get_state(const lf_loader *l) { return l->st; }
 void lf_loader_set_state(lf_loader *l, lf_loader_state st) { l->st = st; }
 
-lf_status lf_loader_next(lf_loader *l, int32_t *inputs, int32_t *targets) {
+/* the document holding token i: the last d with doc_start(d) <= i */
+static size_t doc_of(const lf_shard *s, uint64_t i) {
+    size_t lo = 0, hi = lf_shard_num_docs(s); /* doc_start(lo) <= i < doc_start(hi) */
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (lf_shard_doc_start(s, mid) <= i) lo = mid;
+        else hi = mid;
+    }
+    return lo;
+}
+
+lf_status lf_loader_next_batch(lf_loader *l, int32_t *inputs, int32_t *targets, int32_t *task) {
     const lf_shard *s = l->s;
     uint64_t span = s->ntok - (uint64_t)l->T; /* valid window starts: [0, span) */
+    int has_docs = lf_shard_num_docs(s) > 0;
     for (int b = 0; b < l->B; b++) {
         uint64_t start;
         if (l->sequential) {
@@ -211,12 +224,86 @@ lf_status lf_loader_next(lf_loader *l, int32_t *inputs, int32_t *targets) {
         } else {
             start = lf_hash64(l->seed, l->st.step, (uint64_t)b) % span;
         }
-        for (int t = 0; t < l->T; t++) {
-            inputs[(size_t)b * l->T + t] = lf_shard_token(s, start + t);
-            size_t y = start + t + 1;
-            targets[(size_t)b * l->T + t] = lf_shard_is_target(s, y) ? lf_shard_token(s, y) : -1;
+        size_t d = has_docs && (l->within_doc || task) ? doc_of(s, start) : 0;
+        /* within one document: inputs stop at its last token, targets at its end (the rest is padding
+         * that causal attention keeps away from the real positions) */
+        uint64_t end = s->ntok;
+        if (l->within_doc && has_docs) {
+            end = lf_shard_doc_start(s, d + 1);
+            if (l->sequential && start + (uint64_t)l->T >= end) l->st.pos = end; /* next window: next document */
         }
+        for (int t = 0; t < l->T; t++) {
+            uint64_t i = start + (uint64_t)t, y = i + 1;
+            int in = i < end;
+            inputs[(size_t)b * l->T + t] = in ? lf_shard_token(s, i) : 0;
+            targets[(size_t)b * l->T + t] = in && y < end && lf_shard_is_target(s, y) ? lf_shard_token(s, y) : -1;
+        }
+        if (task) task[b] = has_docs ? lf_shard_doc_task(s, d) : 0;
     }
     l->st.step++;
+    return LF_OK;
+}
+
+lf_status lf_loader_next(lf_loader *l, int32_t *inputs, int32_t *targets) {
+    return lf_loader_next_batch(l, inputs, targets, NULL);
+}
+
+/* ---------------------------------------------------------------- as a batch source */
+
+typedef struct {
+    lf_loader *l;
+    int owns;
+} src_ctx;
+
+static lf_status src_next(lf_batch_source *src, lf_batch *b) {
+    src_ctx *c = src->ctx;
+    if (b->B != c->l->B || b->T != c->l->T) {
+        lf_set_error("batch source '%s': batch is %dx%d, the loader makes %dx%d", src->name, b->B, b->T, c->l->B, c->l->T);
+        return LF_ERR_ARG;
+    }
+    if (b->row_weight)
+        for (int i = 0; i < b->B; i++) b->row_weight[i] = 1.0f;
+    return lf_loader_next_batch(c->l, b->inputs, b->targets, b->task);
+}
+
+static int src_get_state(const lf_batch_source *src, uint64_t *w) {
+    const src_ctx *c = src->ctx;
+    w[0] = c->l->st.step;
+    w[1] = c->l->st.pos;
+    w[2] = c->l->st.epoch;
+    return 3;
+}
+
+static lf_status src_set_state(lf_batch_source *src, const uint64_t *w, int n) {
+    src_ctx *c = src->ctx;
+    if (n != 3 || (c->l->sequential && w[1] > lf_shard_num_tokens(c->l->s))) {
+        lf_set_error("batch source '%s': saved state does not fit this data (%d words, position %llu)", src->name, n,
+                     n > 1 ? (unsigned long long)w[1] : 0ULL);
+        return LF_ERR_FORMAT;
+    }
+    c->l->st = (lf_loader_state){w[0], w[1], w[2]};
+    return LF_OK;
+}
+
+static void src_free(lf_batch_source *src) {
+    src_ctx *c = src->ctx;
+    if (c->owns) lf_loader_free(c->l);
+    free(c);
+    free(src);
+}
+
+lf_status lf_loader_source(lf_batch_source **out, lf_loader *l, int take_ownership) {
+    *out = NULL;
+    lf_batch_source *s = calloc(1, sizeof *s);
+    src_ctx *c = calloc(1, sizeof *c);
+    if (!s || !c) {
+        free(s);
+        free(c);
+        return LF_ERR_NOMEM;
+    }
+    c->l = l;
+    c->owns = take_ownership;
+    *s = (lf_batch_source){"shard", c, src_next, src_get_state, src_set_state, src_free};
+    *out = s;
     return LF_OK;
 }

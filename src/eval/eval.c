@@ -1,5 +1,6 @@
-/* Sliding-window evaluation and sampling. */
+/* Sliding-window evaluation, the validation-loss loop, sampling and generation. */
 #include "lmforge/eval.h"
+#include "lmforge/loss.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -45,11 +46,13 @@ lf_status lf_eval_sequence(lf_model *m, const int32_t *ids, size_t n, const uint
             }
             begin += (size_t)stride;
         }
-        float loss;
-        st = lf_model_forward(m, x, y, rows, T, &loss);
+        double sum;
+        size_t cnt;
+        lf_batch b = {x, y, NULL, NULL, rows, T};
+        st = lf_loss_ce_eval(m, &b, &sum, &cnt);
         if (!st) {
-            r->loss_sum += (double)loss * lf_model_counted(m);
-            r->targets += (size_t)lf_model_counted(m);
+            r->loss_sum += sum;
+            r->targets += cnt;
         }
     }
     free(x);
@@ -109,4 +112,68 @@ int lf_sample(const float *logits, int V, const lf_sampler *s, uint64_t step, fl
     }
     free(p);
     return pick;
+}
+
+lf_status lf_eval_loss(lf_model *m, lf_batch_source *src, int B, int T, int batches, double *mean, size_t *count) {
+    *mean = NAN;
+    if (count) *count = 0;
+    lf_batch b;
+    lf_status st = lf_batch_alloc(&b, B, T);
+    if (st) return st;
+    lf_loss_term *ce = lf_loss_ce_new(0.0f);
+    if (!ce) {
+        lf_batch_free(&b);
+        return LF_ERR_NOMEM;
+    }
+    double sum = 0.0;
+    size_t cnt = 0;
+    lf_model_set_training(m, 0, 0);
+    for (int i = 0; i < batches && !st; i++) {
+        double v;
+        st = src->next(src, &b);
+        if (!st) st = lf_loss_forward(m, &ce, 1, &b, &v, NULL);
+        if (!st) {
+            size_t c = lf_loss_ce_counted(ce);
+            sum += v * (double)c; /* v is the batch mean rounded to float: the sum of float means, as recorded before */
+            cnt += c;
+        }
+    }
+    lf_loss_free(ce);
+    lf_batch_free(&b);
+    if (!st && cnt) *mean = sum / (double)cnt;
+    if (count) *count = cnt;
+    return st;
+}
+
+lf_status lf_generate(lf_model *m, const int32_t *prompt, int n, int max_new, const lf_sampler *s, int eos,
+                      lf_token_fn on_token, void *ctx, int *made) {
+    if (made) *made = 0;
+    const lf_config *c = lf_model_config(m);
+    int V = c->vocab_size;
+    if (n < 1 || n >= c->max_seq) {
+        lf_set_error("generate: the prompt has %d tokens; the model takes 1..%d", n, c->max_seq - 1);
+        return LF_ERR_ARG;
+    }
+    float *logits = malloc(sizeof(float) * (size_t)V), *scratch = malloc(sizeof(float) * 2 * (size_t)V);
+    lf_status st = logits && scratch ? LF_OK : LF_ERR_NOMEM;
+    if (!st) st = lf_model_cache_init(m, 0);
+    if (!st) st = lf_model_decode(m, prompt, n, logits);
+    int k = 0;
+    for (; !st && k < max_new && lf_model_cache_len(m) < c->max_seq; k++) {
+        int id = lf_sample(logits, V, s, (uint64_t)k, scratch);
+        if (eos >= 0 && id == eos) break;
+        if (on_token && on_token(ctx, id)) {
+            k++;
+            break;
+        }
+        if (lf_model_cache_len(m) >= c->max_seq) {
+            k++;
+            break;
+        }
+        st = lf_model_decode(m, &id, 1, logits);
+    }
+    if (made) *made = k;
+    free(logits);
+    free(scratch);
+    return st;
 }

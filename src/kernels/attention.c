@@ -222,3 +222,33 @@ void lf_attention_backward_ref(float *dqkv, const float *dout, const float *qkv,
             }
         }
 }
+
+void lf_attention_decode_forward(float *y, const float *q, const float *kc, const float *vc, float *scores, int len,
+                                 int H, int KVH, int hd) {
+    int G = H / KVH, KVW = KVH * hd;
+    float scale = 1.0f / sqrtf((float)hd);
+    for (int h = 0; h < H; h++) {
+        const float *qh = q + (size_t)h * hd;
+        int g = h / G;
+        float mx = -INFINITY;
+        for (int t = 0; t < len; t++) {
+            const float *k = kc + (size_t)t * KVW + (size_t)g * hd;
+            float s = 0.0f;
+            for (int d = 0; d < hd; d++) s += qh[d] * k[d];
+            scores[t] = s * scale;
+            mx = scores[t] > mx ? scores[t] : mx;
+        }
+        float sum = 0.0f;
+        for (int t = 0; t < len; t++) {
+            scores[t] = expf(scores[t] - mx);
+            sum += scores[t];
+        }
+        float *yh = y + (size_t)h * hd;
+        memset(yh, 0, sizeof(float) * hd);
+        for (int t = 0; t < len; t++) {
+            const float *v = vc + (size_t)t * KVW + (size_t)g * hd;
+            float p = scores[t] / sum;
+            for (int d = 0; d < hd; d++) yh[d] += p * v[d];
+        }
+    }
+}

@@ -175,6 +175,11 @@ void lf_rmsnorm_backward(float *dinp, float *dw, const float *dout, const float 
 
 void lf_linear_forward(float *out, int ldo, const float *inp, int ldi, const float *w,
                        const float *b, size_t N, int IC, int OC) {
+    if (N == 1) { /* one row (decoding): GEMV streams the weights once; GEMM would pack them */
+        if (b) memcpy(out, b, sizeof(float) * (size_t)OC);
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, OC, IC, 1.0f, w, IC, inp, 1, b ? 1.0f : 0.0f, out, 1);
+        return;
+    }
     float beta = 0.0f;
     if (b) {
 #pragma omp parallel for schedule(static)
@@ -397,6 +402,16 @@ void lf_adamw_update(float *p, const float *g, float *m, float *v, size_t n, flo
         v[i] = vi;
         p[i] = p[i] * decay - step * mi / (sqrtf(vi) / bc2s + eps);
     }
+}
+
+void lf_mask_apply(float *x, const uint8_t *mask, size_t n) {
+#pragma omp parallel for simd schedule(static)
+    for (size_t i = 0; i < n; i++) x[i] = mask[i] ? x[i] : 0.0f;
+}
+
+void lf_scale(float *x, size_t n, float a) {
+#pragma omp parallel for simd schedule(static)
+    for (size_t i = 0; i < n; i++) x[i] *= a;
 }
 
 double lf_sumsq(const float *x, size_t n) {

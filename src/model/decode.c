@@ -1,10 +1,9 @@
 /* Incremental decoding with a key/value cache: one token at a time, reusing the keys and values
  * of earlier positions, so generating n tokens costs O(n) layer passes instead of O(n^2). Same
- * kernels and weights as the training forward; dropout is off. */
+ * linear path (adapters, storage types, taps) and kernels as the training forward; dropout off. */
 #include "lmforge/kernels.h"
 #include "model_internal.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <string.h>
 
@@ -39,19 +38,6 @@ lf_status lf_model_cache_init(lf_model *m, int max_len) {
 void lf_model_cache_reset(lf_model *m) { m->kv.len = 0; }
 int lf_model_cache_len(const lf_model *m) { return m->kv.len; }
 
-/* one row: a matrix-vector product (GEMV streams the weights once; GEMM with one row packs them) */
-static void lin(float *out, const float *in, const lf_param *w, const lf_param *b) {
-    int OC = (int)w->shape[0], IC = (int)w->shape[1];
-    if (b) memcpy(out, b->data, sizeof(float) * (size_t)OC);
-    cblas_sgemv(CblasRowMajor, CblasNoTrans, OC, IC, 1.0f, w->data, IC, in, 1, b ? 1.0f : 0.0f, out, 1);
-}
-
-static void norm(const lf_model *m, float *out, const float *in, const lf_param *w, const lf_param *b) {
-    float mean, rstd;
-    if (m->cfg.arch == LF_ARCH_GPT2) lf_layernorm_forward(out, &mean, &rstd, in, w->data, b->data, 1, m->cfg.d_model, m->cfg.norm_eps);
-    else lf_rmsnorm_forward(out, &rstd, in, w->data, 1, m->cfg.d_model, m->cfg.norm_eps);
-}
-
 lf_status lf_model_decode(lf_model *m, const int32_t *tokens, int n, float *logits) {
     const lf_config *c = &m->cfg;
     kv_cache *kv = &m->kv;
@@ -63,13 +49,21 @@ lf_status lf_model_decode(lf_model *m, const int32_t *tokens, int n, float *logi
         lf_set_error("decode: %d tokens exceed the cache / context length %d", kv->len + n, kv->cap);
         return LF_ERR_ARG;
     }
+    /* adapters need their scratch (one row) from the activation plan */
+    if (m->adapter_gen && (!m->act_mem || m->planned_adapters != m->adapter_gen)) {
+        m->fwd_valid = 0;
+        lf_status st = lf_model_plan(m, 1, 1, 0);
+        if (st) return st;
+    }
     int C = c->d_model, H = c->n_head, KVH = c->n_kv_head, hd = c->head_dim, F = c->d_ff, V = c->vocab_size;
-    int S = (H + 2 * KVH) * hd, A = H * hd, KVW = KVH * hd, G = H / KVH, half = hd / 2;
+    int S = (H + 2 * KVH) * hd, A = H * hd, KVW = KVH * hd, half = hd / 2;
     int gpt2 = c->arch == LF_ARCH_GPT2;
-    float scale = 1.0f / sqrtf((float)hd);
+    int training = m->training;
+    m->training = 0; /* decoding never drops out */
     for (int i = 0; i < n; i++) {
         int tok = tokens[i], pos = kv->len;
         if (tok < 0 || tok >= V) {
+            m->training = training;
             lf_set_error("decode: token id %d is outside the vocabulary (0..%d)", tok, V - 1);
             return LF_ERR_ARG;
         }
@@ -78,60 +72,38 @@ lf_status lf_model_decode(lf_model *m, const int32_t *tokens, int n, float *logi
         for (int l = 0; l < c->n_layer; l++) {
             const layer_params *Lp = &m->layers[l];
             float *kc = kv->k + ((size_t)l * kv->cap) * KVW, *vc = kv->v + ((size_t)l * kv->cap) * KVW;
-            norm(m, kv->ln, kv->x, Lp->ln1_w, Lp->ln1_b);
+            lf_model_norm_row(m, kv->ln, kv->x, Lp->ln1_w, Lp->ln1_b);
             if (gpt2) {
-                lin(kv->qkv, kv->ln, Lp->qkv_w, Lp->qkv_b);
+                lf_linear_run_forward(m, kv->qkv, S, kv->ln, C, Lp->qkv_w, Lp->qkv_b, 1);
             } else {
-                lin(kv->qkv, kv->ln, Lp->q_w, NULL);
-                lin(kv->qkv + A, kv->ln, Lp->k_w, NULL);
-                lin(kv->qkv + A + KVW, kv->ln, Lp->v_w, NULL);
+                lf_linear_run_forward(m, kv->qkv, S, kv->ln, C, Lp->q_w, NULL, 1);
+                lf_linear_run_forward(m, kv->qkv + A, S, kv->ln, C, Lp->k_w, NULL, 1);
+                lf_linear_run_forward(m, kv->qkv + A + KVW, S, kv->ln, C, Lp->v_w, NULL, 1);
                 lf_rope_forward(kv->qkv, m->rope_cos + (size_t)pos * half, m->rope_sin + (size_t)pos * half, 1, 1, H + KVH, hd, S);
             }
             memcpy(kc + (size_t)pos * KVW, kv->qkv + A, sizeof(float) * KVW);
             memcpy(vc + (size_t)pos * KVW, kv->qkv + A + KVW, sizeof(float) * KVW);
-            for (int h = 0; h < H; h++) {
-                const float *q = kv->qkv + (size_t)h * hd;
-                int g = h / G;
-                float mx = -INFINITY;
-                for (int t = 0; t <= pos; t++) {
-                    const float *k = kc + (size_t)t * KVW + (size_t)g * hd;
-                    float s = 0.0f;
-                    for (int d = 0; d < hd; d++) s += q[d] * k[d];
-                    kv->scores[t] = s * scale;
-                    mx = kv->scores[t] > mx ? kv->scores[t] : mx;
-                }
-                float sum = 0.0f;
-                for (int t = 0; t <= pos; t++) {
-                    kv->scores[t] = expf(kv->scores[t] - mx);
-                    sum += kv->scores[t];
-                }
-                float *y = kv->y + (size_t)h * hd;
-                memset(y, 0, sizeof(float) * hd);
-                for (int t = 0; t <= pos; t++) {
-                    const float *v = vc + (size_t)t * KVW + (size_t)g * hd;
-                    float p = kv->scores[t] / sum;
-                    for (int d = 0; d < hd; d++) y[d] += p * v[d];
-                }
-            }
-            lin(kv->br, kv->y, Lp->o_w, Lp->o_b);
+            lf_attention_decode_forward(kv->y, kv->qkv, kc, vc, kv->scores, pos + 1, H, KVH, hd);
+            lf_linear_run_forward(m, kv->br, C, kv->y, A, Lp->o_w, Lp->o_b, 1);
             for (int j = 0; j < C; j++) kv->x[j] += kv->br[j];
-            norm(m, kv->ln, kv->x, Lp->ln2_w, Lp->ln2_b);
+            lf_model_norm_row(m, kv->ln, kv->x, Lp->ln2_w, Lp->ln2_b);
             if (gpt2) {
-                lin(kv->fc, kv->ln, Lp->fc_w, Lp->fc_b);
+                lf_linear_run_forward(m, kv->fc, F, kv->ln, C, Lp->fc_w, Lp->fc_b, 1);
                 lf_gelu_forward(kv->fca, kv->fc, (size_t)F);
             } else {
-                lin(kv->fc, kv->ln, Lp->gate_w, NULL);
-                lin(kv->fc + F, kv->ln, Lp->up_w, NULL);
+                lf_linear_run_forward(m, kv->fc, 2 * F, kv->ln, C, Lp->gate_w, NULL, 1);
+                lf_linear_run_forward(m, kv->fc + F, 2 * F, kv->ln, C, Lp->up_w, NULL, 1);
                 lf_swiglu_forward(kv->fca, kv->fc, 1, F);
             }
-            lin(kv->br, kv->fca, Lp->down_w, Lp->down_b);
+            lf_linear_run_forward(m, kv->br, C, kv->fca, F, Lp->down_w, Lp->down_b, 1);
             for (int j = 0; j < C; j++) kv->x[j] += kv->br[j];
         }
         kv->len++;
         if (i == n - 1) {
-            norm(m, kv->ln, kv->x, m->lnf_w, m->lnf_b);
-            lin(logits, kv->ln, m->head, NULL);
+            lf_model_norm_row(m, kv->ln, kv->x, m->lnf_w, m->lnf_b);
+            lf_linear_run_forward(m, logits, V, kv->ln, C, m->head, NULL, 1);
         }
     }
+    m->training = training;
     return LF_OK;
 }

@@ -1,9 +1,9 @@
 /* The transformer: parameter table, activation plan and forward/backward for the GPT-2 and
- * Llama families. Parameters live in one allocation carved by the table; gradients in a second
- * (trainable parameters only); activations in a third, planned from one table of names and
- * sizes for the current (B,T). */
+ * Llama families. The architecture's parameters live in one allocation carved by the table
+ * (tensors added later, such as adapters, get their own); gradients in a second (trainable
+ * parameters only); activations in a third, planned from one table of names and sizes for the
+ * current (B,T, mode). Forward ends at the logits; losses are terms outside the model (loss.c). */
 #include "model_internal.h"
-#include "lmforge/kernels.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -129,18 +129,27 @@ lf_status lf_model_init(lf_model **out, const lf_config *cfg) {
     if (!m) return LF_ERR_NOMEM;
     m->cfg = *cfg;
     m->layers = calloc((size_t)cfg->n_layer, sizeof *m->layers);
-    table_builder tb = {calloc((size_t)cfg->n_layer * 20 + 8, sizeof(lf_param)), 0, cfg->n_layer * 20 + 8};
-    if (!m->layers || !tb.p) {
+    /* the architecture's tensors per layer: at most 12 (GPT-2) or 9 (Llama), plus 6 outside */
+    int cap = cfg->n_layer * 12 + 6;
+    table_builder tb = {calloc((size_t)cap, sizeof(lf_param)), 0, cap};
+    m->params_cap = cap + 16;
+    m->params = calloc((size_t)m->params_cap, sizeof *m->params);
+    if (!m->layers || !tb.p || !m->params) {
         free(tb.p);
         lf_model_free(m);
         lf_set_error("out of memory building the parameter table");
         return LF_ERR_NOMEM;
     }
     build_table(m, &tb);
-    m->params = tb.p;
-    m->nparams = tb.n;
+    m->base = tb.p;
+    m->nbase = m->nparams = tb.n;
+    m->next_id = (uint64_t)tb.n + 1;
     size_t total = 0;
-    for (int i = 0; i < m->nparams; i++) total += (m->params[i].numel + 15) & ~(size_t)15;
+    for (int i = 0; i < m->nparams; i++) {
+        m->params[i] = &m->base[i];
+        m->base[i].id = (uint64_t)i + 1;
+        total += (m->base[i].numel + 15) & ~(size_t)15;
+    }
     m->param_mem = lf_alloc(total * sizeof(float));
     if (!m->param_mem) {
         lf_model_free(m);
@@ -148,13 +157,13 @@ lf_status lf_model_init(lf_model **out, const lf_config *cfg) {
     }
     size_t off = 0;
     for (int i = 0; i < m->nparams; i++) {
-        m->params[i].data = m->param_mem + off;
-        off += (m->params[i].numel + 15) & ~(size_t)15;
-        m->param_scalars += m->params[i].numel;
+        m->base[i].data = m->param_mem + off;
+        off += (m->base[i].numel + 15) & ~(size_t)15;
+        m->param_scalars += m->base[i].numel;
     }
     for (int i = 0; i < m->nparams; i++) /* norms start at 1 so a zero-initialised model is sane */
-        if (m->params[i].kind == LF_KIND_NORM)
-            for (size_t j = 0; j < m->params[i].numel; j++) m->params[i].data[j] = 1.0f;
+        if (m->base[i].kind == LF_KIND_NORM)
+            for (size_t j = 0; j < m->base[i].numel; j++) m->base[i].data[j] = 1.0f;
     if (cfg->arch == LF_ARCH_LLAMA) {
         int half = cfg->head_dim / 2;
         m->rope_cos = lf_alloc(sizeof(float) * (size_t)cfg->max_seq * half);
@@ -177,16 +186,37 @@ lf_status lf_model_init(lf_model **out, const lf_config *cfg) {
     return LF_OK;
 }
 
+static void free_param_extras(lf_param *p) {
+    free(p->mask);
+    free(p->qdata);
+    for (lf_adapter *a = p->adapters, *nx; a; a = nx) {
+        nx = a->next;
+        free(a);
+    }
+    p->mask = NULL;
+    p->qdata = NULL;
+    p->adapters = NULL;
+}
+
 void lf_model_free(lf_model *m) {
     if (!m) return;
+    for (int i = 0; m->params && i < m->nparams; i++) {
+        lf_param *p = m->params[i];
+        free_param_extras(p);
+        if (p->flags & LF_PARAM_EXTRA) {
+            lf_free(p->data);
+            free(p);
+        }
+    }
     lf_free(m->kv.mem);
     lf_free(m->param_mem);
     lf_free(m->grad_mem);
     lf_free(m->act_mem);
+    lf_free(m->dhid);
     lf_free(m->rope_cos);
     lf_free(m->rope_sin);
     free(m->inputs);
-    free(m->targets);
+    free(m->base);
     free(m->params);
     free(m->layers);
     free(m);
@@ -194,20 +224,179 @@ void lf_model_free(lf_model *m) {
 
 const lf_config *lf_model_config(const lf_model *m) { return &m->cfg; }
 int lf_model_num_params(const lf_model *m) { return m->nparams; }
-lf_param *lf_model_param(lf_model *m, int i) { return i >= 0 && i < m->nparams ? &m->params[i] : NULL; }
+lf_param *lf_model_param(lf_model *m, int i) { return i >= 0 && i < m->nparams ? m->params[i] : NULL; }
 size_t lf_model_num_scalars(const lf_model *m) { return m->param_scalars; }
-int lf_model_counted(const lf_model *m) { return m->counted; }
-const float *lf_model_logits(const lf_model *m) { return m->logits_valid ? m->a.logits : NULL; }
-void lf_model_set_label_smoothing(lf_model *m, float eps) { m->smoothing = eps; }
 void lf_model_set_training(lf_model *m, int training, uint64_t seed) {
     m->training = training;
     m->drop_seed = seed;
 }
+void lf_model_set_forward_only(lf_model *m, int on) {
+    m->fwd_only = on != 0;
+    m->fwd_valid = 0;
+}
+size_t lf_model_activation_bytes(const lf_model *m) { return m->act_cap * sizeof(float); }
 
 lf_param *lf_model_find(lf_model *m, const char *name) {
     for (int i = 0; i < m->nparams; i++)
-        if (strcmp(m->params[i].name, name) == 0) return &m->params[i];
+        if (strcmp(m->params[i]->name, name) == 0) return m->params[i];
     return NULL;
+}
+
+/* ---------------------------------------------------------------- tensors added after init */
+
+lf_status lf_model_add_param(lf_model *m, const char *name, int64_t d0, int64_t d1, lf_param_kind kind,
+                             unsigned flags, lf_param **out) {
+    if (out) *out = NULL;
+    if (!name[0] || strlen(name) >= sizeof m->params[0]->name) {
+        lf_set_error("add tensor: name '%.60s' is empty or longer than %zu bytes", name, sizeof m->params[0]->name - 1);
+        return LF_ERR_ARG;
+    }
+    if (lf_model_find(m, name)) {
+        lf_set_error("add tensor: the model already has a tensor named '%s'", name);
+        return LF_ERR_ARG;
+    }
+    if (d0 <= 0 || d1 < 0 || d0 > (1LL << 31) || d1 > (1LL << 31) || (d1 > 0 && (uint64_t)d0 * (uint64_t)d1 > (1ULL << 34))) {
+        lf_set_error("add tensor '%s': shape [%lld, %lld] out of range", name, (long long)d0, (long long)d1);
+        return LF_ERR_ARG;
+    }
+    if (m->nparams == m->params_cap) {
+        int cap = m->params_cap * 2;
+        lf_param **np = realloc(m->params, (size_t)cap * sizeof *np);
+        if (!np) return LF_ERR_NOMEM;
+        m->params = np;
+        m->params_cap = cap;
+    }
+    lf_param *p = calloc(1, sizeof *p);
+    if (!p) return LF_ERR_NOMEM;
+    snprintf(p->name, sizeof p->name, "%s", name);
+    p->ndim = d1 > 0 ? 2 : 1;
+    p->shape[0] = d0;
+    p->shape[1] = d1 > 0 ? d1 : 1;
+    p->numel = (size_t)d0 * (size_t)p->shape[1];
+    p->kind = kind;
+    p->flags = flags | LF_PARAM_EXTRA;
+    p->id = m->next_id++;
+    p->data = lf_alloc(p->numel * sizeof(float));
+    if (!p->data) {
+        free(p);
+        return LF_ERR_NOMEM;
+    }
+    m->params[m->nparams++] = p;
+    m->param_scalars += p->numel;
+    m->grads_planned = 0;
+    if (out) *out = p;
+    return LF_OK;
+}
+
+lf_status lf_model_remove_param(lf_model *m, lf_param *p) {
+    int i = 0;
+    while (i < m->nparams && m->params[i] != p) i++;
+    if (i == m->nparams || !(p->flags & LF_PARAM_EXTRA)) {
+        lf_set_error("remove tensor '%s': only tensors added after init can be removed", p->name);
+        return LF_ERR_ARG;
+    }
+    for (int k = 0; k < m->nparams; k++) /* adapters that use it go too */
+        for (lf_adapter **ap = &m->params[k]->adapters; *ap;)
+            if ((*ap)->A == p || (*ap)->B == p || (*ap)->magnitude == p) {
+                lf_adapter *dead = *ap;
+                *ap = dead->next;
+                free(dead);
+                m->adapter_gen++;
+            } else {
+                ap = &(*ap)->next;
+            }
+    memmove(&m->params[i], &m->params[i + 1], (size_t)(m->nparams - i - 1) * sizeof *m->params);
+    m->nparams--;
+    m->param_scalars -= p->numel;
+    free_param_extras(p);
+    lf_free(p->data);
+    free(p);
+    m->grads_planned = 0;
+    return LF_OK;
+}
+
+static int is_linear_weight(const lf_model *m, const lf_param *w) {
+    return w->kind == LF_KIND_WEIGHT && w->ndim == 2 && w != m->wte;
+}
+
+lf_status lf_model_add_adapter(lf_model *m, lf_param *w, lf_param *A, lf_param *B, float scale, float dropout,
+                               lf_adapter **out) {
+    if (out) *out = NULL;
+    if (!is_linear_weight(m, w) || w == m->wte) {
+        lf_set_error("adapter: '%s' is not a linear layer's weight", w->name);
+        return LF_ERR_ARG;
+    }
+    int64_t OC = w->shape[0], IC = w->shape[1], r = A->shape[0];
+    if (A->ndim != 2 || B->ndim != 2 || A->shape[1] != IC || B->shape[0] != OC || B->shape[1] != r || r < 1) {
+        lf_set_error("adapter on '%s' (%lld x %lld): A must be (r, %lld) and B (%lld, r); got A [%lld, %lld], B [%lld, %lld]",
+                     w->name, (long long)OC, (long long)IC, (long long)IC, (long long)OC, (long long)A->shape[0],
+                     (long long)A->shape[1], (long long)B->shape[0], (long long)B->shape[1]);
+        return LF_ERR_ARG;
+    }
+    if (!(dropout >= 0.0f && dropout < 1.0f) || !isfinite(scale)) {
+        lf_set_error("adapter on '%s': dropout must be in [0, 1) and the scale finite", w->name);
+        return LF_ERR_ARG;
+    }
+    lf_adapter *a = calloc(1, sizeof *a);
+    if (!a) return LF_ERR_NOMEM;
+    *a = (lf_adapter){A, B, NULL, scale, dropout, 1, NULL};
+    A->flags |= LF_PARAM_ADAPTER;
+    B->flags |= LF_PARAM_ADAPTER;
+    lf_adapter **tail = &w->adapters; /* applied in the order they were attached */
+    while (*tail) tail = &(*tail)->next;
+    *tail = a;
+    m->adapter_gen++;
+    m->fwd_valid = 0;
+    if (out) *out = a;
+    return LF_OK;
+}
+
+lf_status lf_model_set_mask(lf_model *m, lf_param *p, const uint8_t *mask) {
+    if (!mask) {
+        free(p->mask);
+        p->mask = NULL;
+        p->flags &= ~LF_PARAM_MASKED;
+        return LF_OK;
+    }
+    if (!p->data) {
+        lf_set_error("mask: '%s' is not stored as float32", p->name);
+        return LF_ERR_ARG;
+    }
+    if (!p->mask) {
+        p->mask = malloc(p->numel);
+        if (!p->mask) return LF_ERR_NOMEM;
+    }
+    memcpy(p->mask, mask, p->numel);
+    p->flags |= LF_PARAM_MASKED;
+    lf_mask_apply(p->data, p->mask, p->numel);
+    m->fwd_valid = 0;
+    return LF_OK;
+}
+
+void lf_model_apply_masks(lf_model *m) {
+    for (int i = 0; i < m->nparams; i++)
+        if (m->params[i]->mask && m->params[i]->data) lf_mask_apply(m->params[i]->data, m->params[i]->mask, m->params[i]->numel);
+}
+
+lf_status lf_model_set_storage(lf_model *m, lf_param *p, const lf_storage_ops *ops, void *qdata, size_t qbytes) {
+    if (!ops || !ops->forward || !ops->dequantize || !qdata) {
+        lf_set_error("storage for '%s': the type needs forward and dequantize operations and data", p->name);
+        return LF_ERR_ARG;
+    }
+    if (!is_linear_weight(m, p) || p == m->wte || p->adapters || p->mask) {
+        lf_set_error("storage for '%s': only a plain linear weight (no adapter, no mask, not the embedding) can change storage", p->name);
+        return LF_ERR_ARG;
+    }
+    free(p->qdata);
+    p->qops = ops;
+    p->qdata = qdata;
+    p->qbytes = qbytes;
+    if (p->flags & LF_PARAM_EXTRA) lf_free(p->data);
+    p->data = NULL;
+    p->flags &= ~LF_PARAM_TRAINABLE;
+    m->grads_planned = 0;
+    m->fwd_valid = 0;
+    return LF_OK;
 }
 
 void lf_param_hf_shape(const lf_param *p, int64_t shape[2]) {
@@ -237,8 +426,9 @@ void lf_param_from_hf(lf_param *p, const float *src) {
 
 void lf_model_init_weights(lf_model *m, uint64_t seed) {
     float std = m->cfg.init_std > 0 ? m->cfg.init_std : 0.02f;
-    for (int i = 0; i < m->nparams; i++) {
-        lf_param *p = &m->params[i];
+    for (int i = 0; i < m->nbase; i++) {
+        lf_param *p = &m->base[i];
+        if (!p->data) continue;
         float s = std;
         /* residual projections: GPT-2's 1/sqrt(2L) scaling keeps the stream's variance flat */
         if (strstr(p->name, "c_proj.weight") || strstr(p->name, "o_proj.weight") ||
@@ -251,6 +441,7 @@ void lf_model_init_weights(lf_model *m, uint64_t seed) {
             default: p->data[j] = s * lf_randn(seed, (uint64_t)i, j); break;
             }
         }
+        if (p->mask) lf_mask_apply(p->data, p->mask, p->numel);
     }
 }
 
@@ -259,16 +450,21 @@ void lf_model_init_weights(lf_model *m, uint64_t seed) {
 lf_status lf_model_set_trainable(lf_model *m, const char *prefix, int trainable, int *count) {
     int n = 0;
     size_t len = strlen(prefix);
-    for (int i = 0; i < m->nparams; i++)
-        if (strncmp(m->params[i].name, prefix, len) == 0) {
-            if (trainable) m->params[i].flags |= LF_PARAM_TRAINABLE;
-            else m->params[i].flags &= ~LF_PARAM_TRAINABLE;
-            n++;
+    for (int i = 0; i < m->nparams; i++) {
+        lf_param *p = m->params[i];
+        if (strncmp(p->name, prefix, len) != 0) continue;
+        if (trainable && p->qops) {
+            lf_set_error("'%s' is stored as %s, which has no weight gradient: it cannot be trained", p->name, p->qops->name);
+            return LF_ERR_ARG;
         }
+        if (trainable) p->flags |= LF_PARAM_TRAINABLE;
+        else p->flags &= ~LF_PARAM_TRAINABLE;
+        n++;
+    }
     if (count) *count = n;
     m->grads_planned = 0;
     if (n == 0) {
-        lf_set_error("no parameter name starts with '%s' (names look like '%s')", prefix, m->params[0].name);
+        lf_set_error("no parameter name starts with '%s' (names look like '%s')", prefix, m->params[0]->name);
         return LF_ERR_NOTFOUND;
     }
     return LF_OK;
@@ -280,14 +476,14 @@ lf_status lf_model_alloc_grads(lf_model *m) {
     m->grad_mem = NULL;
     size_t total = 0;
     for (int i = 0; i < m->nparams; i++)
-        if (m->params[i].flags & LF_PARAM_TRAINABLE) total += (m->params[i].numel + 15) & ~(size_t)15;
+        if (m->params[i]->flags & LF_PARAM_TRAINABLE) total += (m->params[i]->numel + 15) & ~(size_t)15;
     if (total) {
         m->grad_mem = lf_alloc(total * sizeof(float));
         if (!m->grad_mem) return LF_ERR_NOMEM;
     }
     size_t off = 0;
     for (int i = 0; i < m->nparams; i++) {
-        lf_param *p = &m->params[i];
+        lf_param *p = m->params[i];
         p->grad = NULL;
         if (p->flags & LF_PARAM_TRAINABLE) {
             p->grad = m->grad_mem + off;
@@ -300,108 +496,148 @@ lf_status lf_model_alloc_grads(lf_model *m) {
 
 void lf_model_zero_grad(lf_model *m) {
     for (int i = 0; i < m->nparams; i++)
-        if (m->params[i].grad) memset(m->params[i].grad, 0, m->params[i].numel * sizeof(float));
+        if (m->params[i]->grad) memset(m->params[i]->grad, 0, m->params[i]->numel * sizeof(float));
 }
 
 /* ---------------------------------------------------------------- activations */
 
-static lf_status plan_activations(lf_model *m, int B, int T) {
-    if (m->act_mem && m->B == B && m->T == T && m->planned_threads == lf_num_threads()) return LF_OK;
+static void adapter_dims(const lf_model *m, size_t *rank, size_t *drop_in) {
+    *rank = *drop_in = 0;
+    for (int i = 0; i < m->nparams; i++)
+        for (const lf_adapter *a = m->params[i]->adapters; a; a = a->next) {
+            if ((size_t)a->A->shape[0] > *rank) *rank = (size_t)a->A->shape[0];
+            if (a->dropout > 0 && (size_t)a->A->shape[1] > *drop_in) *drop_in = (size_t)a->A->shape[1];
+        }
+}
+
+lf_status lf_model_plan(lf_model *m, int B, int T, size_t rows) {
+    if (m->act_mem && m->B == B && m->T == T && m->planned_threads == lf_num_threads() &&
+        m->planned_fwd_only == m->fwd_only && m->planned_rows == (int)rows && m->planned_adapters == m->adapter_gen)
+        return LF_OK;
     const lf_config *c = &m->cfg;
     size_t N = (size_t)B * T, C = c->d_model, L = c->n_layer, V = c->vocab_size, F = c->d_ff;
     size_t S = (size_t)(c->n_head + 2 * c->n_kv_head) * c->head_dim, A = (size_t)c->n_head * c->head_dim;
     size_t FW = c->arch == LF_ARCH_LLAMA ? 2 * F : F;
+    size_t Ls = m->fwd_only ? 1 : L, bw = m->fwd_only ? 0 : 1, R, I;
+    adapter_dims(m, &R, &I);
     activations *a = &m->a;
     struct {
         float **ptr;
         size_t n;
     } table[] = {
-        {&a->resid, (L + 1) * N * C}, {&a->mid, L * N * C},
-        {&a->ln1, L * N * C}, {&a->ln1_mean, L * N}, {&a->ln1_rstd, L * N},
-        {&a->qkv, L * N * S}, {&a->att, L * (size_t)B * c->n_head * T * T}, {&a->atty, L * N * A},
-        {&a->ln2, L * N * C}, {&a->ln2_mean, L * N}, {&a->ln2_rstd, L * N},
-        {&a->fc, L * N * FW}, {&a->fca, L * N * F},
+        {&a->resid, (L + 1) * N * C}, {&a->mid, Ls * N * C},
+        {&a->ln1, Ls * N * C}, {&a->ln1_mean, Ls * N}, {&a->ln1_rstd, Ls * N},
+        {&a->qkv, Ls * N * S}, {&a->att, Ls * (size_t)B * c->n_head * T * T}, {&a->atty, Ls * N * A},
+        {&a->ln2, Ls * N * C}, {&a->ln2_mean, Ls * N}, {&a->ln2_rstd, Ls * N},
+        {&a->fc, Ls * N * FW}, {&a->fca, Ls * N * F},
         {&a->lnf, N * C}, {&a->lnf_mean, N}, {&a->lnf_rstd, N},
-        {&a->logits, N * V}, {&a->lse, N}, {&a->losses, N},
-        {&a->branch, N * C}, {&a->dres, N * C}, {&a->dbranch, N * C}, {&a->dln, N * C},
-        {&a->dqkv, N * S}, {&a->datty, N * A}, {&a->dfc, N * FW}, {&a->dfca, N * F},
+        {&a->logits, rows * V},
+        {&a->branch, N * C}, {&a->dres, bw * N * C}, {&a->dbranch, bw * N * C}, {&a->dln, bw * N * C},
+        {&a->dqkv, bw * N * S}, {&a->datty, bw * N * A}, {&a->dfc, bw * N * FW}, {&a->dfca, bw * N * F},
+        {&a->ad_xa, N * R}, {&a->ad_dxa, bw * N * R}, {&a->ad_x, N * I},
         {&a->att_scratch, lf_attention_scratch_floats(T)},
     };
     size_t nt = sizeof table / sizeof table[0], total = 0;
     for (size_t i = 0; i < nt; i++) total += (table[i].n + 15) & ~(size_t)15;
-    if (total > m->act_cap || (size_t)B * T > m->tok_cap) {
+    if (total > m->act_cap) {
         lf_free(m->act_mem);
-        free(m->inputs);
-        free(m->targets);
-        m->act_cap = m->tok_cap = 0;
+        m->act_cap = 0;
         m->act_mem = lf_alloc(total * sizeof(float));
-        m->inputs = malloc(N * sizeof(int32_t));
-        m->targets = malloc(N * sizeof(int32_t));
-        if (!m->act_mem || !m->inputs || !m->targets) {
+        if (!m->act_mem) {
             lf_set_error("out of memory: activations for B=%d T=%d need %.1f MiB", B, T, total * 4.0 / 1048576.0);
-            lf_free(m->act_mem);
-            m->act_mem = NULL;
             return LF_ERR_NOMEM;
         }
         m->act_cap = total;
+    }
+    if (N > m->tok_cap) {
+        free(m->inputs);
+        m->tok_cap = 0;
+        m->inputs = malloc(N * sizeof(int32_t));
+        if (!m->inputs) return LF_ERR_NOMEM;
         m->tok_cap = N;
     }
     float *p = m->act_mem;
     for (size_t i = 0; i < nt; i++) {
-        *table[i].ptr = p;
+        *table[i].ptr = table[i].n ? p : NULL;
         p += (table[i].n + 15) & ~(size_t)15;
     }
     m->B = B;
     m->T = T;
     m->planned_threads = lf_num_threads();
+    m->planned_fwd_only = m->fwd_only;
+    m->planned_rows = (int)rows;
+    m->planned_adapters = m->adapter_gen;
     return LF_OK;
 }
 
 /* ---------------------------------------------------------------- forward / backward */
 
-static lf_dropout site(const lf_model *m, float p, uint64_t stream) {
+lf_dropout lf_model_site(const lf_model *m, float p, uint64_t stream) {
     lf_dropout d = {m->training ? p : 0.0f, m->drop_seed, stream};
     return d;
 }
+#define site lf_model_site
 enum { SITE_EMBD = 0 };
 #define SITE_ATTN(l) (1 + 3 * (uint64_t)(l))
 #define SITE_RES_ATTN(l) (2 + 3 * (uint64_t)(l))
 #define SITE_RES_MLP(l) (3 + 3 * (uint64_t)(l))
 
-/* The one place a linear layer runs: later issues attach LoRA adapters and pruning masks here. */
-static void linear_fwd(float *out, int ldo, const float *inp, int ldi, const lf_param *w,
-                       const lf_param *b, size_t N) {
-    lf_linear_forward(out, ldo, inp, ldi, w->data, b ? b->data : NULL, N, (int)w->shape[1], (int)w->shape[0]);
-}
-static void linear_bwd(float *dinp, int ldi, int accum, const lf_param *w, const lf_param *b,
-                       const float *dout, int ldo, const float *inp, size_t N) {
-    lf_linear_backward(dinp, ldi, accum, w->grad, b ? b->grad : NULL, dout, ldo, inp, w->data, N,
-                       (int)w->shape[1], (int)w->shape[0]);
+#define linear_fwd(...) lf_linear_run_forward(m, __VA_ARGS__)
+#define linear_bwd(...) lf_linear_run_backward(m, __VA_ARGS__)
+
+void lf_model_norm_row(const lf_model *m, float *out, const float *in, const lf_param *w, const lf_param *b) {
+    float mean, rstd;
+    if (m->cfg.arch == LF_ARCH_GPT2) lf_layernorm_forward(out, &mean, &rstd, in, w->data, b->data, 1, m->cfg.d_model, m->cfg.norm_eps);
+    else lf_rmsnorm_forward(out, &rstd, in, w->data, 1, m->cfg.d_model, m->cfg.norm_eps);
 }
 
-lf_status lf_model_forward(lf_model *m, const int32_t *inputs, const int32_t *targets, int B, int T,
-                           float *loss) {
+float *lf_model_logits(lf_model *m, size_t *rows) {
+    if (rows) *rows = m->fwd_valid ? m->logit_rows : 0;
+    return m->fwd_valid && m->logit_rows ? m->a.logits : NULL;
+}
+
+const float *lf_model_hidden(const lf_model *m, int l) {
+    if (!m->fwd_valid || l < 0 || l > m->cfg.n_layer) return NULL;
+    return m->a.resid + (size_t)l * m->B * m->T * m->cfg.d_model;
+}
+
+float *lf_model_hidden_grad(lf_model *m, int l) {
+    if (!m->fwd_valid || m->fwd_only || l < 0 || l > m->cfg.n_layer) {
+        lf_set_error("hidden-state gradient: needs a training-mode forward first and a layer in 0..%d", m->cfg.n_layer);
+        return NULL;
+    }
+    size_t NC = (size_t)m->B * m->T * m->cfg.d_model, need = (size_t)(m->cfg.n_layer + 1) * NC;
+    if (need > m->dhid_cap) {
+        lf_free(m->dhid);
+        m->dhid = lf_alloc(need * sizeof(float));
+        m->dhid_cap = m->dhid ? need : 0;
+        if (!m->dhid) return NULL;
+    } else if (!m->dhid_on) {
+        memset(m->dhid, 0, need * sizeof(float));
+    }
+    m->dhid_on = 1;
+    return m->dhid + (size_t)l * NC;
+}
+
+lf_status lf_model_forward(lf_model *m, const int32_t *inputs, int B, int T, lf_logits_mode mode) {
     const lf_config *c = &m->cfg;
+    m->fwd_valid = 0;
     if (B <= 0 || T <= 0 || T > c->max_seq) {
         lf_set_error("forward: batch %dx%d invalid (T must be in 1..%d, the model's context length)", B, T, c->max_seq);
         return LF_ERR_ARG;
     }
     size_t N = (size_t)B * T;
-    for (size_t i = 0; i < N; i++) {
+    for (size_t i = 0; i < N; i++)
         if (inputs[i] < 0 || inputs[i] >= c->vocab_size) {
             lf_set_error("forward: token id %d at position %zu is outside the vocabulary (0..%d)", inputs[i], i, c->vocab_size - 1);
             return LF_ERR_ARG;
         }
-        if (targets && targets[i] >= c->vocab_size) {
-            lf_set_error("forward: target id %d at position %zu is outside the vocabulary (0..%d)", targets[i], i, c->vocab_size - 1);
-            return LF_ERR_ARG;
-        }
-    }
-    lf_status st = plan_activations(m, B, T);
+    size_t rows = mode == LF_LOGITS_ALL ? N : mode == LF_LOGITS_LAST ? (size_t)B : 0;
+    lf_status st = lf_model_plan(m, B, T, rows);
     if (st) return st;
     memcpy(m->inputs, inputs, N * sizeof(int32_t));
-    m->has_targets = targets != NULL;
-    if (targets) memcpy(m->targets, targets, N * sizeof(int32_t));
+    m->logits_mode = mode;
+    m->logit_rows = rows;
 
     activations *a = &m->a;
     int C = c->d_model, H = c->n_head, KVH = c->n_kv_head, hd = c->head_dim, F = c->d_ff, V = c->vocab_size;
@@ -412,12 +648,13 @@ lf_status lf_model_forward(lf_model *m, const int32_t *inputs, const int32_t *ta
     lf_dropout_forward(a->resid, a->resid, N * C, site(m, c->dropout_embd, SITE_EMBD));
     for (int l = 0; l < c->n_layer; l++) {
         const layer_params *Lp = &m->layers[l];
-        float *x = a->resid + l * N * C, *mid = a->mid + l * N * C, *xo = a->resid + (l + 1) * N * C;
-        float *ln1 = a->ln1 + l * N * C, *ln2 = a->ln2 + l * N * C;
-        float *qkv = a->qkv + l * N * S, *att = a->att + (size_t)l * B * H * T * T, *atty = a->atty + l * N * A;
-        float *fc = a->fc + l * N * FW, *fca = a->fca + l * N * F;
-        if (gpt2) lf_layernorm_forward(ln1, a->ln1_mean + l * N, a->ln1_rstd + l * N, x, Lp->ln1_w->data, Lp->ln1_b->data, N, C, c->norm_eps);
-        else lf_rmsnorm_forward(ln1, a->ln1_rstd + l * N, x, Lp->ln1_w->data, N, C, c->norm_eps);
+        size_t ls = m->fwd_only ? 0 : (size_t)l; /* forward-only reuses one slot */
+        float *x = a->resid + l * N * C, *mid = a->mid + ls * N * C, *xo = a->resid + (l + 1) * N * C;
+        float *ln1 = a->ln1 + ls * N * C, *ln2 = a->ln2 + ls * N * C;
+        float *qkv = a->qkv + ls * N * S, *att = a->att + ls * B * H * T * T, *atty = a->atty + ls * N * A;
+        float *fc = a->fc + ls * N * FW, *fca = a->fca + ls * N * F;
+        if (gpt2) lf_layernorm_forward(ln1, a->ln1_mean + ls * N, a->ln1_rstd + ls * N, x, Lp->ln1_w->data, Lp->ln1_b->data, N, C, c->norm_eps);
+        else lf_rmsnorm_forward(ln1, a->ln1_rstd + ls * N, x, Lp->ln1_w->data, N, C, c->norm_eps);
         if (gpt2) {
             linear_fwd(qkv, S, ln1, C, Lp->qkv_w, Lp->qkv_b, N);
         } else {
@@ -430,11 +667,11 @@ lf_status lf_model_forward(lf_model *m, const int32_t *inputs, const int32_t *ta
         linear_fwd(a->branch, C, atty, A, Lp->o_w, Lp->o_b, N);
         lf_residual_forward(mid, x, a->branch, N * C, site(m, c->dropout_resid, SITE_RES_ATTN(l)));
         if (gpt2) {
-            lf_layernorm_forward(ln2, a->ln2_mean + l * N, a->ln2_rstd + l * N, mid, Lp->ln2_w->data, Lp->ln2_b->data, N, C, c->norm_eps);
+            lf_layernorm_forward(ln2, a->ln2_mean + ls * N, a->ln2_rstd + ls * N, mid, Lp->ln2_w->data, Lp->ln2_b->data, N, C, c->norm_eps);
             linear_fwd(fc, F, ln2, C, Lp->fc_w, Lp->fc_b, N);
             lf_gelu_forward(fca, fc, N * F);
         } else {
-            lf_rmsnorm_forward(ln2, a->ln2_rstd + l * N, mid, Lp->ln2_w->data, N, C, c->norm_eps);
+            lf_rmsnorm_forward(ln2, a->ln2_rstd + ls * N, mid, Lp->ln2_w->data, N, C, c->norm_eps);
             linear_fwd(fc, FW, ln2, C, Lp->gate_w, NULL, N);
             linear_fwd(fc + F, FW, ln2, C, Lp->up_w, NULL, N);
             lf_swiglu_forward(fca, fc, N, F);
@@ -442,30 +679,32 @@ lf_status lf_model_forward(lf_model *m, const int32_t *inputs, const int32_t *ta
         linear_fwd(a->branch, C, fca, F, Lp->down_w, Lp->down_b, N);
         lf_residual_forward(xo, mid, a->branch, N * C, site(m, c->dropout_resid, SITE_RES_MLP(l)));
     }
-    float *xl = a->resid + (size_t)c->n_layer * N * C;
-    if (gpt2) lf_layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, xl, m->lnf_w->data, m->lnf_b->data, N, C, c->norm_eps);
-    else lf_rmsnorm_forward(a->lnf, a->lnf_rstd, xl, m->lnf_w->data, N, C, c->norm_eps);
-    linear_fwd(a->logits, V, a->lnf, C, m->head, NULL, N);
-    m->logits_valid = 1;
-    m->counted = 0;
-    if (targets) {
-        lf_crossentropy_forward(a->losses, a->lse, a->logits, m->targets, N, V, m->smoothing);
-        double s = 0.0;
-        for (size_t i = 0; i < N; i++)
-            if (m->targets[i] >= 0) {
-                s += a->losses[i];
-                m->counted++;
-            }
-        if (loss) *loss = m->counted ? (float)(s / m->counted) : 0.0f;
-    } else if (loss) {
-        *loss = 0.0f;
+    if (mode != LF_LOGITS_NONE) {
+        float *xl = a->resid + (size_t)c->n_layer * N * C;
+        if (gpt2) lf_layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, xl, m->lnf_w->data, m->lnf_b->data, N, C, c->norm_eps);
+        else lf_rmsnorm_forward(a->lnf, a->lnf_rstd, xl, m->lnf_w->data, N, C, c->norm_eps);
+        if (mode == LF_LOGITS_ALL) linear_fwd(a->logits, V, a->lnf, C, m->head, NULL, N);
+        else linear_fwd(a->logits, V, a->lnf + (size_t)(T - 1) * C, T * C, m->head, NULL, (size_t)B); /* rows T-1, 2T-1, ... */
     }
+    m->dhid_on = 0; /* lf_model_hidden_grad zeroes the buffers when first asked after a forward */
+    m->fwd_valid = 1;
     return LF_OK;
 }
 
-lf_status lf_model_backward(lf_model *m, float loss_scale) {
-    if (!m->logits_valid || !m->has_targets) {
-        lf_set_error("backward: needs a forward pass with targets first");
+/* add a requested hidden-state gradient for layer l into dres */
+static void add_dhidden(lf_model *m, float *dres, int l, size_t NC) {
+    if (!m->dhid_on) return;
+    const float *g = m->dhid + (size_t)l * NC;
+    for (size_t i = 0; i < NC; i++) dres[i] += g[i];
+}
+
+lf_status lf_model_backward(lf_model *m) {
+    if (!m->fwd_valid) {
+        lf_set_error("backward: needs a forward pass first");
+        return LF_ERR_ARG;
+    }
+    if (m->fwd_only) {
+        lf_set_error("backward: the model is in forward-only mode (no backward buffers)");
         return LF_ERR_ARG;
     }
     lf_status st = lf_model_alloc_grads(m);
@@ -477,16 +716,22 @@ lf_status lf_model_backward(lf_model *m, float loss_scale) {
     int C = c->d_model, H = c->n_head, KVH = c->n_kv_head, hd = c->head_dim, F = c->d_ff, V = c->vocab_size;
     int S = (H + 2 * KVH) * hd, A = H * hd, FW = c->arch == LF_ARCH_LLAMA ? 2 * F : F;
     int gpt2 = c->arch == LF_ARCH_GPT2;
-    float dloss = m->counted ? loss_scale / (float)m->counted : 0.0f;
 
-    float *dlogits = a->logits; /* consumed in place */
-    lf_crossentropy_backward(dlogits, a->logits, a->lse, m->targets, N, V, m->smoothing, dloss);
-    m->logits_valid = 0;
-    linear_bwd(a->dln, C, 0, m->head, NULL, dlogits, V, a->lnf, N);
-    memset(a->dres, 0, N * C * sizeof(float));
+    m->fwd_valid = 0; /* the logits were consumed as dlogits */
+    float *dlogits = a->logits;
     float *xl = a->resid + (size_t)c->n_layer * N * C;
-    if (gpt2) lf_layernorm_backward(a->dres, m->lnf_w->grad, m->lnf_b->grad, a->dln, xl, m->lnf_w->data, a->lnf_mean, a->lnf_rstd, N, C);
-    else lf_rmsnorm_backward(a->dres, m->lnf_w->grad, a->dln, xl, m->lnf_w->data, a->lnf_rstd, N, C);
+    memset(a->dres, 0, N * C * sizeof(float));
+    if (m->logits_mode != LF_LOGITS_NONE) {
+        if (m->logits_mode == LF_LOGITS_ALL) {
+            linear_bwd(a->dln, C, 0, m->head, NULL, dlogits, V, a->lnf, N);
+        } else { /* only the last position of each row has a gradient */
+            memset(a->dln, 0, N * C * sizeof(float));
+            linear_bwd(a->dln + (size_t)(T - 1) * C, T * C, 0, m->head, NULL, dlogits, V, a->lnf + (size_t)(T - 1) * C, (size_t)B);
+        }
+        if (gpt2) lf_layernorm_backward(a->dres, m->lnf_w->grad, m->lnf_b->grad, a->dln, xl, m->lnf_w->data, a->lnf_mean, a->lnf_rstd, N, C);
+        else lf_rmsnorm_backward(a->dres, m->lnf_w->grad, a->dln, xl, m->lnf_w->data, a->lnf_rstd, N, C);
+    }
+    add_dhidden(m, a->dres, c->n_layer, N * C);
 
     for (int l = c->n_layer - 1; l >= 0; l--) {
         const layer_params *Lp = &m->layers[l];
@@ -521,6 +766,7 @@ lf_status lf_model_backward(lf_model *m, float loss_scale) {
             linear_bwd(a->dln, C, 1, Lp->v_w, NULL, a->dqkv + A + KVH * hd, S, ln1, N);
             lf_rmsnorm_backward(a->dres, Lp->ln1_w->grad, a->dln, x, Lp->ln1_w->data, a->ln1_rstd + l * N, N, C);
         }
+        add_dhidden(m, a->dres, l, N * C); /* dres now holds d(resid[l]) */
     }
     lf_dropout_backward(a->dres, a->dres, N * C, site(m, c->dropout_embd, SITE_EMBD));
     lf_encoder_backward(m->wte->grad, gpt2 ? m->wpe->grad : NULL, a->dres, m->inputs, B, T, C);

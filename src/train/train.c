@@ -1,7 +1,8 @@
-/* The training loop: data, model, optimizer, schedule; evaluation and early stopping; atomic
+/* lmforge train: a configured run driven through the trainer. The driver owns what a run adds
+ * around the steps: the data shards and tokenizer, evaluation schedule and best/, atomic
  * checkpoints (a step folder written as *.tmp and renamed, then the 'latest' pointer replaced)
- * that hold everything needed to continue bit for bit; the NaN guard; interruption; metrics. */
-#define _GNU_SOURCE /* renameat2 */
+ * that resume bit for bit, the NaN guard, interruption, and the reporter (terminal, metrics.jsonl,
+ * TensorBoard). */
 #include "lmforge/train.h"
 #include "lmforge/ckpt.h"
 #include "lmforge/data.h"
@@ -10,127 +11,25 @@
 #include "lmforge/tokenizer.h"
 
 #include <dirent.h>
-#include <stdarg.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <jansson.h>
 #include <math.h>
-#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 typedef struct {
     const lf_train_config *c;
     lf_model *m;
-    lf_optim *opt;
+    lf_trainer *tr;
     lf_tokenizer *tok;
     lf_shard *train, *val;
-    lf_loader *loader;
-    lf_schedule sched;
-    FILE *metrics;
-    lf_tb *tb;
-    int step, bad, skipped, evals_since_best, best_step, tty;
-    float best_val, val_start, last_val;
+    lf_batch_source *src;
+    lf_hook *es; /* early stopping: owned by the trainer */
+    lf_reporter *rep;
+    int bad, skipped;
+    float val_start, last_val;
     double t_start, elapsed_before;
-    size_t tokens_seen;
 } run;
-
-/* ---------------------------------------------------------------- small file helpers */
-
-static lf_status mkdirs(const char *path) {
-    char tmp[LF_PATH * 2];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++)
-        if (*p == '/') {
-            *p = 0;
-            if (mkdir(tmp, 0755) != 0 && errno != EEXIST) break;
-            *p = '/';
-        }
-    if (mkdir(tmp, 0755) != 0 && errno != EEXIST) {
-        lf_set_error("%s: cannot create folder (%s)", path, strerror(errno));
-        return LF_ERR_IO;
-    }
-    return LF_OK;
-}
-
-static void rm_rf(const char *path) {
-    DIR *d = opendir(path);
-    if (d) {
-        struct dirent *e;
-        while ((e = readdir(d))) {
-            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-            char p[LF_PATH * 2 + 300];
-            snprintf(p, sizeof p, "%s/%s", path, e->d_name);
-            struct stat sb;
-            if (lstat(p, &sb) == 0 && S_ISDIR(sb.st_mode)) rm_rf(p);
-            else unlink(p);
-        }
-        closedir(d);
-        rmdir(path);
-    }
-}
-
-static void fsync_path(const char *path) {
-    int fd = open(path, O_RDONLY);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
-}
-
-static char *read_text(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = n >= 0 ? malloc((size_t)n + 1) : NULL;
-    if (b && fread(b, 1, (size_t)n, f) == (size_t)n) b[n] = 0;
-    else {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    return b;
-}
-
-static int exists(const char *p) {
-    struct stat sb;
-    return stat(p, &sb) == 0;
-}
-
-/* ---------------------------------------------------------------- output */
-
-static void emit(run *r, json_t *ev, int to_stdout) {
-    char *s = json_dumps(ev, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(7));
-    if (s) {
-        if (r->metrics) {
-            fputs(s, r->metrics);
-            fputc('\n', r->metrics);
-            fflush(r->metrics);
-        }
-        if (to_stdout && r->c->json) {
-            puts(s);
-            fflush(stdout);
-        }
-        free(s);
-    }
-    json_decref(ev);
-}
-
-static void say(run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void say(run *r, const char *fmt, ...) {
-    if (r->c->quiet || r->c->json) return;
-    if (r->tty) fprintf(stdout, "\r\033[K");
-    va_list ap;
-    va_start(ap, fmt);
-    vfprintf(stdout, fmt, ap);
-    va_end(ap);
-    fflush(stdout);
-}
 
 /* ---------------------------------------------------------------- checkpoints */
 
@@ -144,30 +43,6 @@ static lf_status save_model_dir(run *r, const char *dir) {
     return st;
 }
 
-static json_t *state_json(run *r) {
-    json_t *j = json_object();
-    lf_loader_state ls = lf_loader_get_state(r->loader);
-    json_object_set_new(j, "format", json_string("lmforge-trainer-state"));
-    json_object_set_new(j, "version", json_integer(1));
-    json_object_set_new(j, "step", json_integer(r->step));
-    json_object_set_new(j, "optimizer_t", json_integer(lf_optim_t(r->opt)));
-    json_object_set_new(j, "loader_step", json_integer((json_int_t)ls.step));
-    json_object_set_new(j, "loader_pos", json_integer((json_int_t)ls.pos));
-    json_object_set_new(j, "loader_epoch", json_integer((json_int_t)ls.epoch));
-    json_object_set_new(j, "best_val_loss", isfinite(r->best_val) ? json_real(r->best_val) : json_null());
-    json_object_set_new(j, "best_step", json_integer(r->best_step));
-    json_object_set_new(j, "val_loss_start", isfinite(r->val_start) ? json_real(r->val_start) : json_null());
-    json_object_set_new(j, "evals_since_best", json_integer(r->evals_since_best));
-    json_object_set_new(j, "bad_steps", json_integer(r->bad));
-    json_object_set_new(j, "skipped_steps", json_integer(r->skipped));
-    json_object_set_new(j, "tokens_seen", json_integer((json_int_t)r->tokens_seen));
-    json_object_set_new(j, "elapsed_s", json_real(r->elapsed_before + lf_now() - r->t_start));
-    char *cfg = lf_train_config_json(r->c);
-    json_object_set_new(j, "config", json_loads(cfg, 0, NULL));
-    free(cfg);
-    return j;
-}
-
 static lf_status write_json_file(const char *path, json_t *j) {
     char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
     if (!s) return LF_ERR_NOMEM;
@@ -176,27 +51,23 @@ static lf_status write_json_file(const char *path, json_t *j) {
     return st;
 }
 
-/* dir.tmp is filled, then renamed to dir (an older dir of that name is exchanged out first) */
-static lf_status publish_dir(const char *tmp, const char *dir) {
-    fsync_path(tmp);
-    if (exists(dir)) {
-        if (renameat2(AT_FDCWD, tmp, AT_FDCWD, dir, RENAME_EXCHANGE) != 0) {
-            lf_set_error("%s: cannot replace (%s)", dir, strerror(errno));
-            return LF_ERR_IO;
-        }
-        rm_rf(tmp); /* now the old contents */
-    } else if (rename(tmp, dir) != 0) {
-        lf_set_error("%s: cannot rename from %s (%s)", dir, tmp, strerror(errno));
-        return LF_ERR_IO;
-    }
-    char parent[LF_PATH * 2];
-    snprintf(parent, sizeof parent, "%s", dir);
-    char *sl = strrchr(parent, '/');
-    if (sl) {
-        *sl = 0;
-        fsync_path(parent);
-    }
-    return LF_OK;
+/* the driver's members of trainer_state.json */
+static char *run_state_json(run *r) {
+    lf_early_stopping *es = lf_hook_early_stopping_state(r->es);
+    json_t *j = json_object();
+    json_object_set_new(j, "best_val_loss", isfinite(es->best) ? json_real(es->best) : json_null());
+    json_object_set_new(j, "best_step", json_integer(es->best_step));
+    json_object_set_new(j, "val_loss_start", isfinite(r->val_start) ? json_real(r->val_start) : json_null());
+    json_object_set_new(j, "evals_since_best", json_integer(es->evals_since_best));
+    json_object_set_new(j, "bad_steps", json_integer(r->bad));
+    json_object_set_new(j, "skipped_steps", json_integer(r->skipped));
+    json_object_set_new(j, "elapsed_s", json_real(r->elapsed_before + lf_now() - r->t_start));
+    char *cfg = lf_train_config_json(r->c);
+    json_object_set_new(j, "config", json_loads(cfg, 0, NULL));
+    free(cfg);
+    char *s = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(9));
+    json_decref(j);
+    return s;
 }
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
@@ -217,7 +88,7 @@ static void prune_checkpoints(run *r, const char *keep) {
         if (i < n - r->c->keep_checkpoints && !strstr(keep, names[i])) {
             char p[LF_PATH * 3];
             snprintf(p, sizeof p, "%s/%s", dir, names[i]);
-            rm_rf(p);
+            lf_rm_rf(p);
         }
         free(names[i]);
     }
@@ -225,40 +96,21 @@ static void prune_checkpoints(run *r, const char *keep) {
 
 static lf_status save_checkpoint(run *r, char *out_path, size_t out_len) {
     char dir[LF_PATH + 64], tmp[LF_PATH + 80], p[LF_PATH * 3];
-    snprintf(dir, sizeof dir, "%s/checkpoints/step-%08d", r->c->run_dir, r->step);
+    int step = lf_trainer_step_count(r->tr);
+    snprintf(dir, sizeof dir, "%s/checkpoints/step-%08d", r->c->run_dir, step);
     snprintf(tmp, sizeof tmp, "%s.tmp", dir);
-    rm_rf(tmp); /* leftovers of a run killed while writing */
-    lf_status st = mkdirs(tmp);
+    lf_rm_rf(tmp); /* leftovers of a run killed while writing (a stray file of that name too) */
+    lf_status st = lf_mkdirs(tmp);
     if (!st) st = save_model_dir(r, tmp);
-    if (!st) { /* optimizer moments, named after their parameters */
-        int np = lf_model_num_params(r->m), k = 0;
-        lf_st_tensor *t = calloc((size_t)np * 2, sizeof *t);
-        char (*names)[112] = calloc((size_t)np * 2, sizeof *names);
-        for (int i = 0; t && names && i < np; i++) {
-            lf_param *prm = lf_model_param(r->m, i);
-            for (int w = 0; w < 2; w++) {
-                float *mom = lf_optim_moment(r->opt, i, w);
-                if (!mom) continue;
-                snprintf(names[k], sizeof names[k], "%s.%s", w ? "v" : "m", prm->name);
-                t[k] = (lf_st_tensor){names[k], prm->ndim, {prm->shape[0], prm->shape[1]}, mom, NULL, NULL};
-                k++;
-            }
-        }
-        snprintf(p, sizeof p, "%s/trainer_state.safetensors", tmp);
-        st = t && names ? lf_st_write(p, t, k, NULL, 0) : LF_ERR_NOMEM;
-        free(t);
-        free(names);
-    }
     if (!st) {
-        json_t *j = state_json(r);
-        snprintf(p, sizeof p, "%s/trainer_state.json", tmp);
-        st = write_json_file(p, j);
-        json_decref(j);
+        char *extra = run_state_json(r);
+        st = extra ? lf_trainer_save_state(r->tr, tmp, extra) : LF_ERR_NOMEM;
+        free(extra);
     }
-    if (!st) st = publish_dir(tmp, dir);
+    if (!st) st = lf_publish_dir(tmp, dir);
     if (!st) { /* the pointer moves last: a kill before this line leaves the previous checkpoint current */
         char rel[64];
-        snprintf(rel, sizeof rel, "checkpoints/step-%08d\n", r->step);
+        snprintf(rel, sizeof rel, "checkpoints/step-%08d\n", step);
         snprintf(p, sizeof p, "%s/latest", r->c->run_dir);
         st = lf_write_file_atomic(p, rel, strlen(rel));
     }
@@ -267,30 +119,31 @@ static lf_status save_checkpoint(run *r, char *out_path, size_t out_len) {
         if (out_path) snprintf(out_path, out_len, "%s", dir);
         json_t *ev = json_object();
         json_object_set_new(ev, "event", json_string("checkpoint"));
-        json_object_set_new(ev, "step", json_integer(r->step));
+        json_object_set_new(ev, "step", json_integer(step));
         json_object_set_new(ev, "path", json_string(dir));
-        emit(r, ev, 1);
+        lf_report_event(r->rep, ev);
     }
     return st;
 }
 
 static lf_status save_best(run *r) {
     char dir[LF_PATH + 16], tmp[LF_PATH + 32], p[LF_PATH * 2];
+    lf_early_stopping *es = lf_hook_early_stopping_state(r->es);
     snprintf(dir, sizeof dir, "%s/best", r->c->run_dir);
     snprintf(tmp, sizeof tmp, "%s/best.tmp", r->c->run_dir);
-    rm_rf(tmp);
-    lf_status st = mkdirs(tmp);
+    lf_rm_rf(tmp);
+    lf_status st = lf_mkdirs(tmp);
     if (!st) st = save_model_dir(r, tmp);
     if (!st) {
         json_t *j = json_object();
-        json_object_set_new(j, "step", json_integer(r->step));
-        json_object_set_new(j, "val_loss", json_real(r->best_val));
-        json_object_set_new(j, "val_perplexity", json_real(exp(r->best_val)));
+        json_object_set_new(j, "step", json_integer(lf_trainer_step_count(r->tr)));
+        json_object_set_new(j, "val_loss", json_real(es->best));
+        json_object_set_new(j, "val_perplexity", json_real(exp(es->best)));
         snprintf(p, sizeof p, "%s/best.json", tmp);
         st = write_json_file(p, j);
         json_decref(j);
     }
-    if (!st) st = publish_dir(tmp, dir);
+    if (!st) st = lf_publish_dir(tmp, dir);
     return st;
 }
 
@@ -298,104 +151,59 @@ static lf_status save_best(run *r) {
 static lf_status resolve_checkpoint(const char *path, char *out, size_t n) {
     char p[LF_PATH * 3];
     snprintf(p, sizeof p, "%s/trainer_state.json", path);
-    if (exists(p)) {
+    if (lf_path_exists(p)) {
         snprintf(out, n, "%s", path);
         return LF_OK;
     }
     snprintf(p, sizeof p, "%s/latest", path);
-    char *rel = read_text(p);
+    char *rel = lf_path_exists(p) ? lf_read_file(p, NULL) : NULL;
     if (!rel) {
         lf_set_error("%s: neither a checkpoint (no trainer_state.json) nor a run folder with a 'latest' checkpoint", path);
         return LF_ERR_NOTFOUND;
     }
     rel[strcspn(rel, "\n")] = 0;
+    if (strncmp(rel, "checkpoints/step-", 17) != 0 || strstr(rel, "..") || strchr(rel + 17, '/')) {
+        lf_set_error("%s/latest: '%.80s' is not a checkpoint name (checkpoints/step-N)", path, rel);
+        free(rel);
+        return LF_ERR_FORMAT;
+    }
     snprintf(out, n, "%s/%s", path, rel);
     free(rel);
     snprintf(p, sizeof p, "%s/trainer_state.json", out);
-    if (!exists(p)) {
+    if (!lf_path_exists(p)) {
         lf_set_error("%s: 'latest' names %s, which has no trainer_state.json", path, out);
         return LF_ERR_NOTFOUND;
     }
     return LF_OK;
 }
 
-static lf_status restore_state(run *r, const char *ck) {
-    char p[LF_PATH * 3];
-    snprintf(p, sizeof p, "%s/trainer_state.json", ck);
-    json_error_t e;
-    json_t *j = json_load_file(p, 0, &e);
-    if (!j) {
-        lf_set_error("%s: %s", p, e.text);
-        return LF_ERR_FORMAT;
-    }
-    r->step = (int)json_integer_value(json_object_get(j, "step"));
-    lf_optim_set_t(r->opt, (int)json_integer_value(json_object_get(j, "optimizer_t")));
-    lf_loader_state ls = {(uint64_t)json_integer_value(json_object_get(j, "loader_step")),
-                          (uint64_t)json_integer_value(json_object_get(j, "loader_pos")),
-                          (uint64_t)json_integer_value(json_object_get(j, "loader_epoch"))};
-    lf_loader_set_state(r->loader, ls);
+/* the driver's members of a checkpoint's trainer_state.json, checked */
+static lf_status restore_run_state(run *r, const char *ck, const char *txt) {
+    json_t *j = json_loads(txt, 0, NULL);
+    lf_early_stopping *es = lf_hook_early_stopping_state(r->es);
     json_t *bv = json_object_get(j, "best_val_loss"), *vs = json_object_get(j, "val_loss_start");
-    r->best_val = json_is_number(bv) ? (float)json_number_value(bv) : INFINITY;
-    r->val_start = json_is_number(vs) ? (float)json_number_value(vs) : NAN;
-    r->best_step = (int)json_integer_value(json_object_get(j, "best_step"));
-    r->evals_since_best = (int)json_integer_value(json_object_get(j, "evals_since_best"));
-    r->bad = (int)json_integer_value(json_object_get(j, "bad_steps"));
-    r->skipped = (int)json_integer_value(json_object_get(j, "skipped_steps"));
-    r->tokens_seen = (size_t)json_integer_value(json_object_get(j, "tokens_seen"));
-    r->elapsed_before = json_number_value(json_object_get(j, "elapsed_s"));
+    json_t *bs = json_object_get(j, "best_step"), *eb = json_object_get(j, "evals_since_best");
+    json_t *bad = json_object_get(j, "bad_steps"), *sk = json_object_get(j, "skipped_steps"), *el = json_object_get(j, "elapsed_s");
+    int step = lf_trainer_step_count(r->tr);
+    lf_status st = LF_OK;
+    if (!j || (bv && !json_is_null(bv) && !(json_is_number(bv) && isfinite(json_number_value(bv)))) ||
+        !json_is_integer(bs) || json_integer_value(bs) < 0 || json_integer_value(bs) > step ||
+        !json_is_integer(eb) || json_integer_value(eb) < 0 || !json_is_integer(bad) || json_integer_value(bad) < 0 ||
+        !json_is_integer(sk) || json_integer_value(sk) < 0 || json_integer_value(sk) > step ||
+        !json_is_number(el) || !(json_number_value(el) >= 0)) {
+        lf_set_error("%s/trainer_state.json: best_val_loss, best_step, evals_since_best, bad_steps, skipped_steps or "
+                     "elapsed_s is missing or out of range: the checkpoint is damaged", ck);
+        st = LF_ERR_FORMAT;
+    } else {
+        es->best = json_is_number(bv) ? json_number_value(bv) : INFINITY;
+        es->best_step = (int)json_integer_value(bs);
+        es->evals_since_best = (int)json_integer_value(eb);
+        r->val_start = json_is_number(vs) ? (float)json_number_value(vs) : NAN;
+        r->bad = (int)json_integer_value(bad);
+        r->skipped = (int)json_integer_value(sk);
+        r->elapsed_before = json_number_value(el);
+    }
     json_decref(j);
-    snprintf(p, sizeof p, "%s/trainer_state.safetensors", ck);
-    lf_st *st;
-    lf_status s = lf_st_open(&st, p);
-    if (s) return s;
-    for (int i = 0; i < lf_model_num_params(r->m) && !s; i++) {
-        lf_param *prm = lf_model_param(r->m, i);
-        for (int w = 0; w < 2 && !s; w++) {
-            float *mom = lf_optim_moment(r->opt, i, w);
-            if (!mom) continue;
-            char name[128];
-            snprintf(name, sizeof name, "%s.%s", w ? "v" : "m", prm->name);
-            int k = lf_st_find(st, name);
-            if (k < 0) {
-                lf_set_error("%s: no optimizer state '%s' (was the checkpoint made with other frozen layers?)", p, name);
-                s = LF_ERR_FORMAT;
-            } else {
-                s = lf_st_read_f32(st, k, mom, prm->numel);
-            }
-        }
-    }
-    lf_st_close(st);
-    return s;
-}
-
-/* After a kill, the steps after the last checkpoint are run again: drop their old records so
- * metrics.jsonl reads as one uninterrupted run. */
-static lf_status trim_metrics(const char *run_dir, int step) {
-    char p[LF_PATH * 3];
-    snprintf(p, sizeof p, "%s/metrics.jsonl", run_dir);
-    char *txt = read_text(p);
-    if (!txt) return LF_OK;
-    size_t len = strlen(txt), k = 0;
-    char *out = malloc(len + 1);
-    if (!out) {
-        free(txt);
-        return LF_ERR_NOMEM;
-    }
-    for (char *line = txt; *line;) {
-        char *nl = strchr(line, '\n');
-        size_t ll = nl ? (size_t)(nl - line + 1) : strlen(line);
-        json_t *j = json_loadb(line, ll, 0, NULL);
-        json_t *js = j ? json_object_get(j, "step") : NULL;
-        if (!js || json_integer_value(js) <= step) {
-            memcpy(out + k, line, ll);
-            k += ll;
-        }
-        json_decref(j);
-        line += ll;
-    }
-    lf_status st = k == len ? LF_OK : lf_write_file_atomic(p, out, k);
-    free(out);
-    free(txt);
     return st;
 }
 
@@ -432,7 +240,6 @@ static lf_status open_model(run *r, const char *resume_ck) {
     if (c->dropout_embd >= 0) mc->dropout_embd = c->dropout_embd;
     if (c->dropout_attn >= 0) mc->dropout_attn = c->dropout_attn;
     if (c->dropout_resid >= 0) mc->dropout_resid = c->dropout_resid;
-    lf_model_set_label_smoothing(r->m, c->label_smoothing);
     if (mc->vocab_size < lf_tokenizer_vocab_size(r->tok)) {
         lf_set_error("the model's vocabulary (%d) is smaller than the tokenizer's (%d): wrong tokenizer for this model?",
                      mc->vocab_size, lf_tokenizer_vocab_size(r->tok));
@@ -468,7 +275,7 @@ static lf_status open_tokenizer(run *r, const char *resume_ck) {
     for (int i = 0; i < 3; i++) {
         if (!cands[i]) continue;
         snprintf(p, sizeof p, "%s/tokenizer.json", cands[i]);
-        if (exists(p)) return lf_tokenizer_load(&r->tok, p);
+        if (lf_path_exists(p)) return lf_tokenizer_load(&r->tok, p);
     }
     snprintf(p, sizeof p, "%s/meta.json", c->data); /* the tokenizer prepare was given */
     json_t *j = json_load_file(p, 0, NULL);
@@ -484,8 +291,7 @@ static lf_status open_tokenizer(run *r, const char *resume_ck) {
 }
 
 /* mean validation loss over up to eval_batches sequential batches from the start of the split */
-static float evaluate(run *r) {
-    if (!r->val) return NAN;
+static lf_status evaluate(run *r, double *vl, int *stop) {
     const lf_train_config *c = r->c;
     size_t windows = (lf_shard_num_tokens(r->val) - 1) / (size_t)c->context;
     int B = c->batch_size, batches = c->eval_batches;
@@ -495,38 +301,31 @@ static float evaluate(run *r) {
         batches = 1;
     }
     lf_loader *l;
-    if (lf_loader_init(&l, r->val, B, c->context, 0, 1)) return NAN;
-    int32_t *x = malloc(sizeof *x * (size_t)B * c->context), *y = malloc(sizeof *y * (size_t)B * c->context);
-    double sum = 0;
-    size_t cnt = 0;
-    lf_model_set_training(r->m, 0, 0);
-    for (int b = 0; b < batches && x && y; b++) {
-        float loss;
-        lf_loader_next(l, x, y);
-        if (lf_model_forward(r->m, x, y, B, c->context, &loss)) break;
-        sum += (double)loss * lf_model_counted(r->m);
-        cnt += (size_t)lf_model_counted(r->m);
+    lf_batch_source *src;
+    lf_status st = lf_loader_init(&l, r->val, B, c->context, 0, 1);
+    if (st) return st;
+    if ((st = lf_loader_source(&src, l, 1))) {
+        lf_loader_free(l);
+        return st;
     }
-    free(x);
-    free(y);
-    lf_loader_free(l);
-    return cnt ? (float)(sum / cnt) : NAN;
+    st = lf_trainer_evaluate(r->tr, src, B, batches, vl, stop);
+    lf_batch_source_free(src);
+    return st;
 }
 
-static void record_eval(run *r, float vl) {
-    r->last_val = vl;
+static void record_eval(run *r, int step, double vl) {
+    lf_early_stopping *es = lf_hook_early_stopping_state(r->es);
+    r->last_val = (float)vl;
     json_t *ev = json_object();
     json_object_set_new(ev, "event", json_string("eval"));
-    json_object_set_new(ev, "step", json_integer(r->step));
-    json_object_set_new(ev, "val_loss", json_real(vl));
-    json_object_set_new(ev, "val_perplexity", json_real(exp(vl)));
-    json_object_set_new(ev, "best_val_loss", isfinite(r->best_val) ? json_real(r->best_val) : json_null());
-    emit(r, ev, 1);
-    if (r->tb) {
-        lf_tb_scalar(r->tb, "val/loss", r->step, vl);
-        lf_tb_scalar(r->tb, "val/perplexity", r->step, expf(vl));
-        lf_tb_flush(r->tb);
-    }
+    json_object_set_new(ev, "step", json_integer(step));
+    json_object_set_new(ev, "val_loss", json_real((float)vl));
+    json_object_set_new(ev, "val_perplexity", json_real(exp((float)vl)));
+    json_object_set_new(ev, "best_val_loss", isfinite(es->best) ? json_real((float)es->best) : json_null());
+    lf_report_event(r->rep, ev);
+    lf_report_scalar(r->rep, "val/loss", step, (float)vl);
+    lf_report_scalar(r->rep, "val/perplexity", step, expf((float)vl));
+    lf_report_flush(r->rep);
 }
 
 static const char *reason_name(lf_stop_reason s) {
@@ -534,34 +333,47 @@ static const char *reason_name(lf_stop_reason s) {
     return n[s];
 }
 
+static lf_status make_trainer(run *r) {
+    const lf_train_config *c = r->c;
+    lf_trainer_opts o = {0};
+    o.ctx = (lf_ctx){c->threads, (uint64_t)c->seed};
+    o.B = c->batch_size;
+    o.T = c->context;
+    o.grad_accum = c->grad_accum;
+    lf_adamw_defaults(&o.adamw);
+    o.adamw.beta1 = c->beta1;
+    o.adamw.beta2 = c->beta2;
+    o.adamw.eps = c->adam_eps;
+    o.adamw.weight_decay = c->weight_decay;
+    o.adamw.grad_clip = c->grad_clip;
+    lf_sched_kind k;
+    lf_schedule_parse(c->schedule, &k);
+    o.schedule = (lf_schedule){k, c->lr, c->min_lr, c->warmup_steps, c->max_steps};
+    lf_status st = lf_trainer_init(&r->tr, r->m, r->src, &o);
+    if (!st) st = lf_trainer_add_loss(r->tr, lf_loss_ce_new(c->label_smoothing));
+    if (!st) {
+        r->es = lf_hook_early_stopping(c->patience, c->min_delta);
+        st = lf_trainer_add_hook(r->tr, r->es);
+    }
+    return st;
+}
+
 lf_status lf_train(const lf_train_config *c, const char *resume, volatile sig_atomic_t *stop, lf_train_result *res) {
     memset(res, 0, sizeof *res);
     res->val_loss_start = res->val_loss_end = res->best_val_loss = NAN;
     lf_status st = lf_train_config_check(c);
     if (st) return st;
-    if (c->threads > 0) omp_set_num_threads(c->threads);
+    lf_ctx ctx = {c->threads, (uint64_t)c->seed};
+    lf_ctx_apply(&ctx);
     run R = {0}, *r = &R;
     r->c = c;
-    r->best_val = INFINITY;
     r->val_start = r->last_val = NAN;
-    r->tty = isatty(1);
     r->t_start = lf_now();
     char ck[LF_PATH * 2] = "", p[LF_PATH * 3];
-    int32_t *x = NULL, *y = NULL;
     if (resume) st = resolve_checkpoint(resume, ck, sizeof ck);
-    if (!st) st = mkdirs(c->run_dir);
+    if (!st) st = lf_mkdirs(c->run_dir);
     if (!st) st = open_tokenizer(r, resume ? ck : NULL);
     if (!st) st = open_model(r, resume ? ck : NULL);
-    if (!st) {
-        lf_adamw_config oc;
-        lf_adamw_defaults(&oc);
-        oc.beta1 = c->beta1;
-        oc.beta2 = c->beta2;
-        oc.eps = c->adam_eps;
-        oc.weight_decay = c->weight_decay;
-        oc.grad_clip = c->grad_clip;
-        st = lf_optim_init(&r->opt, r->m, &oc);
-    }
     uint64_t fp = r->tok ? lf_tokenizer_fingerprint(r->tok) : 0;
     if (!st) {
         snprintf(p, sizeof p, "%s/train.bin", c->data);
@@ -569,157 +381,145 @@ lf_status lf_train(const lf_train_config *c, const char *resume, volatile sig_at
     }
     if (!st) {
         snprintf(p, sizeof p, "%s/val.bin", c->data);
-        if (exists(p)) st = lf_shard_open(&r->val, p, fp);
+        if (lf_path_exists(p)) st = lf_shard_open(&r->val, p, fp);
         if (!st && r->val && lf_shard_num_tokens(r->val) < (size_t)c->context + 1) { /* too small to evaluate */
             lf_shard_close(r->val);
             r->val = NULL;
         }
     }
-    if (!st) st = lf_loader_init(&r->loader, r->train, c->batch_size, c->context, (uint64_t)c->seed, 0);
-    if (!st && resume) st = restore_state(r, ck);
-    if (!st && resume) st = trim_metrics(c->run_dir, r->step);
     if (!st) {
-        lf_sched_kind k;
-        lf_schedule_parse(c->schedule, &k);
-        r->sched = (lf_schedule){k, c->lr, c->min_lr, c->warmup_steps, c->max_steps};
-        snprintf(p, sizeof p, "%s/metrics.jsonl", c->run_dir);
-        r->metrics = fopen(p, "a");
-        if (!r->metrics) {
-            lf_set_error("%s: cannot open (%s)", p, strerror(errno));
-            st = LF_ERR_IO;
-        }
+        lf_loader *l;
+        st = lf_loader_init(&l, r->train, c->batch_size, c->context, (uint64_t)c->seed, 0);
+        if (!st && (st = lf_loader_source(&r->src, l, 1))) lf_loader_free(l);
     }
-    if (!st && c->tensorboard[0]) st = lf_tb_open(&r->tb, c->tensorboard);
+    if (!st) st = make_trainer(r);
+    if (!st && resume) {
+        char *txt = NULL;
+        st = lf_trainer_load_state(r->tr, ck, &txt);
+        if (!st) st = restore_run_state(r, ck, txt);
+        free(txt);
+    }
+    snprintf(p, sizeof p, "%s/metrics.jsonl", c->run_dir);
+    if (!st && resume) st = lf_metrics_trim(p, lf_trainer_step_count(r->tr));
+    if (!st) {
+        lf_report_opts ro = {p, c->tensorboard[0] ? c->tensorboard : NULL, c->quiet, c->json};
+        st = lf_report_open(&r->rep, &ro);
+    }
     if (!st) {
         char *cj = lf_train_config_json(c);
         snprintf(p, sizeof p, "%s/train_config.json", c->run_dir);
         st = cj ? lf_write_file_atomic(p, cj, strlen(cj)) : LF_ERR_NOMEM;
         free(cj);
     }
-    size_t BT = (size_t)c->batch_size * c->context;
-    if (!st) {
-        x = malloc(sizeof *x * BT);
-        y = malloc(sizeof *y * BT);
-        if (!x || !y) st = LF_ERR_NOMEM;
-    }
     if (st) goto out;
 
+    lf_early_stopping *es = lf_hook_early_stopping_state(r->es);
+    size_t BT = (size_t)c->batch_size * c->context;
+    int step = lf_trainer_step_count(r->tr);
     res->params = lf_model_num_scalars(r->m);
-    res->start_step = r->step;
+    res->start_step = step;
     {
         json_t *ev = json_object();
         json_object_set_new(ev, "event", json_string(resume ? "resume" : "start"));
-        json_object_set_new(ev, "step", json_integer(r->step));
+        json_object_set_new(ev, "step", json_integer(step));
         json_object_set_new(ev, "params", json_integer((json_int_t)res->params));
         json_object_set_new(ev, "train_tokens", json_integer((json_int_t)lf_shard_num_tokens(r->train)));
         if (resume) json_object_set_new(ev, "checkpoint", json_string(ck));
-        emit(r, ev, 1);
+        lf_report_event(r->rep, ev);
     }
-    say(r, "%s %s: %.2fM parameters, %zu training tokens, batch %d x %d x %d, %d steps%s%s\n",
-        resume ? "resuming" : "training", c->run_dir, res->params / 1e6, lf_shard_num_tokens(r->train), c->batch_size,
-        c->context, c->grad_accum, c->max_steps, resume ? " from " : "", resume ? ck : "");
+    lf_report_say(r->rep, "%s %s: %.2fM parameters, %zu training tokens, batch %d x %d x %d, %d steps%s%s\n",
+                  resume ? "resuming" : "training", c->run_dir, res->params / 1e6, lf_shard_num_tokens(r->train),
+                  c->batch_size, c->context, c->grad_accum, c->max_steps, resume ? " from " : "", resume ? ck : "");
     if (!resume && r->val) {
-        float vl = evaluate(r);
-        r->val_start = vl;
-        say(r, "step %d: validation loss %.4f, perplexity %.2f\n", r->step, vl, exp(vl));
-        record_eval(r, vl);
+        double vl;
+        int hstop;
+        st = evaluate(r, &vl, &hstop); /* the starting point: it never counts as an improvement */
+        if (st) goto out;
+        es->best = INFINITY;
+        es->best_step = 0;
+        es->evals_since_best = 0;
+        r->val_start = (float)vl;
+        lf_report_say(r->rep, "step %d: validation loss %.4f, perplexity %.2f\n", step, (float)vl, exp((float)vl));
+        record_eval(r, step, vl);
     }
     res->val_loss_start = r->val_start;
 
     lf_stop_reason reason = LF_STOP_DONE;
-    int steps_here = 0, last_eval_step = resume ? -1 : 0, last_ck_step = resume ? r->step : -1;
+    int steps_here = 0, last_eval_step = resume ? -1 : 0, last_ck_step = resume ? step : -1;
     double t_loop = lf_now(), t_train = 0; /* t_train: time in steps only, not evaluation or checkpoints */
     float loss_ema = NAN;
-    while (r->step < c->max_steps) {
-        double t_step = lf_now();
-        float lr = lf_schedule_lr(&r->sched, r->step), loss = 0.0f, norm = 0.0f;
-        int finite = 1;
-        lf_model_zero_grad(r->m);
-        for (int a = 0; a < c->grad_accum && !st; a++) {
-            float l;
-            lf_loader_next(r->loader, x, y);
-            lf_model_set_training(r->m, 1, lf_hash64((uint64_t)c->seed, (uint64_t)r->step, (uint64_t)a));
-            st = lf_model_forward(r->m, x, y, c->batch_size, c->context, &l);
-            if (!st) st = lf_model_backward(r->m, 1.0f / c->grad_accum);
-            finite &= isfinite(l);
-            loss += l / c->grad_accum;
-        }
+    while (lf_trainer_step_count(r->tr) < c->max_steps) {
+        lf_step_info s;
+        int hstop;
+        st = lf_trainer_step(r->tr, &s, &hstop);
         if (st) break;
-        if (finite && lf_optim_step(r->opt, lr, &norm) != LF_OK) finite = 0; /* non-finite gradient */
-        r->step++;
+        step = s.step;
         steps_here++;
-        r->tokens_seen += BT * c->grad_accum;
-        t_train += lf_now() - t_step;
-        if (!finite) {
+        t_train += s.seconds;
+        if (!s.finite) {
             r->bad++;
             r->skipped++;
             json_t *ev = json_object();
             json_object_set_new(ev, "event", json_string("skipped_step"));
-            json_object_set_new(ev, "step", json_integer(r->step));
+            json_object_set_new(ev, "step", json_integer(step));
             json_object_set_new(ev, "in_a_row", json_integer(r->bad));
-            emit(r, ev, 1);
+            lf_report_event(r->rep, ev);
             if (r->bad >= c->max_bad_steps) {
                 reason = LF_STOP_NAN;
                 break;
             }
         } else {
             r->bad = 0;
-            if (steps_here == 1) res->first_loss = loss;
-            res->last_loss = loss;
-            loss_ema = isfinite(loss_ema) ? 0.9f * loss_ema + 0.1f * loss : loss;
+            if (steps_here == 1) res->first_loss = s.loss;
+            res->last_loss = s.loss;
+            loss_ema = isfinite(loss_ema) ? 0.9f * loss_ema + 0.1f * s.loss : s.loss;
         }
         double el = lf_now() - t_loop, tps = (double)steps_here * BT * c->grad_accum / (t_train > 0 ? t_train : 1e-9);
-        if (r->step % c->log_every == 0 || r->step == c->max_steps) {
+        if (step % c->log_every == 0 || step == c->max_steps) {
             json_t *ev = json_object();
             json_object_set_new(ev, "event", json_string("train"));
-            json_object_set_new(ev, "step", json_integer(r->step));
-            json_object_set_new(ev, "loss", json_real(loss));
-            json_object_set_new(ev, "lr", json_real(lr));
-            json_object_set_new(ev, "grad_norm", json_real(norm));
+            json_object_set_new(ev, "step", json_integer(step));
+            json_object_set_new(ev, "loss", json_real(s.loss));
+            json_object_set_new(ev, "lr", json_real(s.lr));
+            json_object_set_new(ev, "grad_norm", json_real(s.grad_norm));
             json_object_set_new(ev, "tokens_per_s", json_real(tps));
             json_object_set_new(ev, "elapsed_s", json_real(r->elapsed_before + lf_now() - r->t_start));
-            emit(r, ev, 1);
-            if (r->tb) {
-                lf_tb_scalar(r->tb, "train/loss", r->step, loss);
-                lf_tb_scalar(r->tb, "train/lr", r->step, lr);
-                lf_tb_scalar(r->tb, "train/grad_norm", r->step, norm);
-                lf_tb_scalar(r->tb, "train/tokens_per_s", r->step, (float)tps);
-            }
-            if (!r->tty) say(r, "step %d/%d  loss %.4f  lr %.2e  grad_norm %.3f  %.0f tok/s\n", r->step, c->max_steps, loss, lr, norm, tps);
+            lf_report_event(r->rep, ev);
+            lf_report_scalar(r->rep, "train/loss", step, s.loss);
+            lf_report_scalar(r->rep, "train/lr", step, s.lr);
+            lf_report_scalar(r->rep, "train/grad_norm", step, s.grad_norm);
+            lf_report_scalar(r->rep, "train/tokens_per_s", step, (float)tps);
+            if (!lf_report_is_tty(r->rep))
+                lf_report_say(r->rep, "step %d/%d  loss %.4f  lr %.2e  grad_norm %.3f  %.0f tok/s\n", step, c->max_steps,
+                              s.loss, s.lr, s.grad_norm, tps);
         }
-        if (r->tty && !c->quiet && !c->json) {
-            double eta = (c->max_steps - r->step) * (el / steps_here);
-            fprintf(stdout, "\r\033[Kstep %d/%d  loss %.4f  lr %.2e  %.0f tok/s  ETA %dm%02ds", r->step, c->max_steps,
-                    loss_ema, lr, tps, (int)eta / 60, (int)eta % 60);
-            fflush(stdout);
+        double eta = (c->max_steps - step) * (el / steps_here);
+        lf_report_progress(r->rep, "step %d/%d  loss %.4f  lr %.2e  %.0f tok/s  ETA %dm%02ds", step, c->max_steps, loss_ema,
+                           s.lr, tps, (int)eta / 60, (int)eta % 60);
+        if (hstop) { /* a hook other than early stopping asked to stop */
+            reason = LF_STOP_EARLY;
+            break;
         }
-        int do_eval = r->val && c->eval_every > 0 && r->step % c->eval_every == 0;
-        if (do_eval) {
-            float vl = evaluate(r);
-            last_eval_step = r->step;
-            int improved = vl < r->best_val - c->min_delta;
-            if (improved) {
-                r->best_val = vl;
-                r->best_step = r->step;
-                r->evals_since_best = 0;
-                st = save_best(r);
-                if (st) break;
-            } else {
-                r->evals_since_best++;
-            }
-            say(r, "step %d: validation loss %.4f, perplexity %.2f%s\n", r->step, vl, exp(vl), improved ? " (best so far, saved to best/)" : "");
-            record_eval(r, vl);
-            if (c->patience > 0 && r->evals_since_best >= c->patience) {
+        if (r->val && c->eval_every > 0 && step % c->eval_every == 0) {
+            double vl;
+            st = evaluate(r, &vl, &hstop);
+            if (st) break;
+            last_eval_step = step;
+            if (es->improved && (st = save_best(r))) break;
+            lf_report_say(r->rep, "step %d: validation loss %.4f, perplexity %.2f%s\n", step, (float)vl, exp((float)vl),
+                          es->improved ? " (best so far, saved to best/)" : "");
+            record_eval(r, step, vl);
+            if (hstop) {
                 reason = LF_STOP_EARLY;
-                say(r, "early stopping: no improvement of at least %g in %d evaluations (best %.4f at step %d)\n",
-                    c->min_delta, c->patience, r->best_val, r->best_step);
+                lf_report_say(r->rep, "early stopping: no improvement of at least %g in %d evaluations (best %.4f at step %d)\n",
+                              c->min_delta, c->patience, (float)es->best, es->best_step);
                 break;
             }
         }
-        if (c->checkpoint_every > 0 && r->step % c->checkpoint_every == 0 && r->step < c->max_steps) {
+        if (c->checkpoint_every > 0 && step % c->checkpoint_every == 0 && step < c->max_steps) {
             st = save_checkpoint(r, res->last_checkpoint, sizeof res->last_checkpoint);
             if (st) break;
-            last_ck_step = r->step;
+            last_ck_step = step;
         }
         if (stop && *stop) {
             reason = LF_STOP_SIGNAL;
@@ -731,57 +531,54 @@ lf_status lf_train(const lf_train_config *c, const char *resume, volatile sig_at
             break;
         }
     }
-    if (r->tty && !c->quiet && !c->json) fprintf(stdout, "\r\033[K");
+    step = lf_trainer_step_count(r->tr);
+    lf_report_progress_end(r->rep);
     /* a finished run gets a final evaluation; a paused or interrupted one does not, so that its
      * early-stopping state stays what an uninterrupted run would have */
     int finished = reason == LF_STOP_DONE || reason == LF_STOP_EARLY || reason == LF_STOP_NAN;
-    if (!st && r->val && last_eval_step != r->step && finished) {
-        float vl = evaluate(r);
-        if (vl < r->best_val - c->min_delta) {
-            r->best_val = vl;
-            r->best_step = r->step;
-            r->evals_since_best = 0;
-            st = save_best(r);
+    if (!st && r->val && last_eval_step != step && finished) {
+        double vl;
+        int hstop;
+        st = evaluate(r, &vl, &hstop);
+        if (!st && es->improved) st = save_best(r);
+        if (!st) {
+            lf_report_say(r->rep, "step %d: validation loss %.4f, perplexity %.2f\n", step, (float)vl, exp((float)vl));
+            record_eval(r, step, vl);
+            res->val_loss_end = (float)vl;
         }
-        say(r, "step %d: validation loss %.4f, perplexity %.2f\n", r->step, vl, exp(vl));
-        record_eval(r, vl);
-        res->val_loss_end = vl;
     } else if (!st) {
         res->val_loss_end = r->last_val; /* NAN when nothing was evaluated in this invocation */
     }
-    if (!st && last_ck_step != r->step) st = save_checkpoint(r, res->last_checkpoint, sizeof res->last_checkpoint);
-    else if (!st) snprintf(res->last_checkpoint, sizeof res->last_checkpoint, "%s/checkpoints/step-%08d", c->run_dir, r->step);
+    if (!st && last_ck_step != step) st = save_checkpoint(r, res->last_checkpoint, sizeof res->last_checkpoint);
+    else if (!st) snprintf(res->last_checkpoint, sizeof res->last_checkpoint, "%s/checkpoints/step-%08d", c->run_dir, step);
     if (!st && !r->val) st = save_best(r); /* without validation data the last weights are the best we know */
-    res->steps = r->step;
+    res->steps = step;
     res->skipped_steps = r->skipped;
     res->reason = reason;
-    res->best_val_loss = isfinite(r->best_val) ? r->best_val : NAN;
-    res->best_step = r->best_step;
+    res->best_val_loss = isfinite(es->best) ? (float)es->best : NAN;
+    res->best_step = es->best_step;
     res->seconds = lf_now() - t_loop;
     res->tokens_per_s = steps_here ? (double)steps_here * BT * c->grad_accum / (t_train > 0 ? t_train : 1e-9) : 0;
     snprintf(res->best_dir, sizeof res->best_dir, "%s/best", c->run_dir);
     if (!st) {
         json_t *ev = json_object();
         json_object_set_new(ev, "event", json_string("stop"));
-        json_object_set_new(ev, "step", json_integer(r->step));
+        json_object_set_new(ev, "step", json_integer(step));
         json_object_set_new(ev, "reason", json_string(reason_name(reason)));
         json_object_set_new(ev, "checkpoint", json_string(res->last_checkpoint));
-        emit(r, ev, 1);
+        lf_report_event(r->rep, ev);
     }
     if (!st && reason == LF_STOP_NAN) {
         lf_set_error("stopped after %d non-finite steps in a row at step %d (updates were skipped; the checkpoint %s "
-                     "holds the last finite weights): lower lr or enable grad_clip", r->bad, r->step, res->last_checkpoint);
+                     "holds the last finite weights): lower lr or enable grad_clip", r->bad, step, res->last_checkpoint);
         st = LF_ERR_ARG;
     }
 out:
-    free(x);
-    free(y);
-    if (r->metrics) fclose(r->metrics);
-    lf_tb_close(r->tb);
-    lf_loader_free(r->loader);
+    lf_report_close(r->rep);
+    lf_trainer_free(r->tr);
+    lf_batch_source_free(r->src);
     lf_shard_close(r->train);
     lf_shard_close(r->val);
-    lf_optim_free(r->opt);
     lf_model_free(r->m);
     lf_tokenizer_free(r->tok);
     return st;
