@@ -8,6 +8,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* streamed as it comes */
+static int print_piece(void *ctx, int id) {
+    const lf_tokenizer *t = ctx;
+    size_t len;
+    const char *piece = lf_tokenizer_piece(t, id, &len);
+    if (piece && id < lf_tokenizer_vocab_size(t)) fwrite(piece, 1, len, stdout);
+    fflush(stdout);
+    return 0;
+}
+
 int cmd_generate(int argc, char **argv) {
     const char *model = NULL, *prompt = "", *tokp = NULL;
     int max_tokens = 100, stop_eos = 1;
@@ -53,27 +63,15 @@ int cmd_generate(int argc, char **argv) {
         fprintf(stderr, "lmforge generate: the prompt has %zu tokens; the model takes 1..%d\n", ids.n, mc->max_seq - 1);
         rc = 2;
     }
-    float *logits = malloc(sizeof(float) * (size_t)mc->vocab_size), *scratch = malloc(sizeof(float) * 2 * (size_t)mc->vocab_size);
-    if (!rc && (!logits || !scratch || lf_model_cache_init(m, 0) || lf_model_decode(m, ids.ids, (int)ids.n, logits))) rc = cli_fail("generate");
     fputs(prompt, stdout);
     fflush(stdout);
     double t0 = lf_now();
     int made = 0;
-    for (; !rc && made < max_tokens && lf_model_cache_len(m) < mc->max_seq; made++) {
-        int tok = lf_sample(logits, mc->vocab_size, &s, (uint64_t)made, scratch);
-        if (stop_eos && tok == lf_tokenizer_eos(t)) break;
-        size_t len;
-        const char *piece = lf_tokenizer_piece(t, tok, &len);
-        if (piece && tok < lf_tokenizer_vocab_size(t)) fwrite(piece, 1, len, stdout); /* streamed as it comes */
-        fflush(stdout);
-        if (lf_model_cache_len(m) >= mc->max_seq) break;
-        if (lf_model_decode(m, &tok, 1, logits)) rc = cli_fail("generate");
-    }
+    if (!rc && lf_generate(m, ids.ids, (int)ids.n, max_tokens, &s, stop_eos ? lf_tokenizer_eos(t) : -1, print_piece, t, &made))
+        rc = cli_fail("generate");
     double dt = lf_now() - t0;
     fputc('\n', stdout);
     fprintf(stderr, "[%d tokens in %.2f s, %.1f tokens/s]\n", made, dt, made / (dt > 0 ? dt : 1e-9));
-    free(logits);
-    free(scratch);
     lf_ids_free(&ids);
     lf_tokenizer_free(t);
     lf_model_free(m);

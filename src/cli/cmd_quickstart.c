@@ -32,6 +32,23 @@ static double unigram_loss(const lf_shard *train, const lf_shard *val, int V) {
     return n ? loss / n : NAN;
 }
 
+typedef struct {
+    const lf_tokenizer *tok;
+    char *buf;
+    size_t len, cap;
+} sample_buf;
+
+static int add_piece(void *ctx, int id) {
+    sample_buf *b = ctx;
+    size_t len;
+    const char *piece = lf_tokenizer_piece(b->tok, id, &len);
+    if (piece && b->len + len < b->cap) {
+        memcpy(b->buf + b->len, piece, len);
+        b->len += len;
+    }
+    return 0;
+}
+
 static void fmt_count(char *b, size_t n, double x) {
     if (x >= 1e6) snprintf(b, n, "%.2fM", x / 1e6);
     else if (x >= 1e3) snprintf(b, n, "%.1fK", x / 1e3);
@@ -140,29 +157,18 @@ int cmd_quickstart(int argc, char **argv) {
     snprintf(p, sizeof p, "%s/tokenizer.json", tr.best_dir);
     const char *prompt = "And God said,";
     char sample[4096];
-    size_t sl = 0;
+    sample_buf sb = {NULL, sample, 0, sizeof sample};
     if (!lf_tokenizer_load(&t2, p)) {
         lf_ids pid = {0};
         lf_tokenizer_encode(t2, prompt, strlen(prompt), 0, &pid);
-        float *logits = malloc(sizeof(float) * (size_t)V), *scratch = malloc(sizeof(float) * 2 * (size_t)V);
         lf_sampler smp = {0.8f, 40, 0.95f, 7};
-        if (logits && scratch && !lf_model_cache_init(m, 0) && !lf_model_decode(m, pid.ids, (int)pid.n, logits))
-            for (int k = 0; k < 60 && lf_model_cache_len(m) < c.context; k++) {
-                int id = lf_sample(logits, V, &smp, (uint64_t)k, scratch);
-                if (id == lf_tokenizer_eos(t2)) break;
-                size_t len;
-                const char *piece = lf_tokenizer_piece(t2, id, &len);
-                if (sl + len < sizeof sample) {
-                    memcpy(sample + sl, piece, len);
-                    sl += len;
-                }
-                if (lf_model_decode(m, &id, 1, logits)) break;
-            }
-        free(logits);
-        free(scratch);
+        sb.tok = t2;
+        if (lf_generate(m, pid.ids, (int)pid.n, 60, &smp, lf_tokenizer_eos(t2), add_piece, &sb, NULL))
+            fprintf(stderr, "lmforge quickstart: sampling stopped: %s\n", lf_last_error());
         lf_ids_free(&pid);
         lf_tokenizer_free(t2);
     }
+    size_t sl = sb.len;
     sample[sl] = 0;
     for (size_t i = 0; i < sl; i++)
         if (sample[i] == '\n') sample[i] = ' ';
