@@ -42,6 +42,8 @@ float lf_randn(uint64_t seed, uint64_t stream, uint64_t counter);
 uint64_t lf_fnv1a(const void *p, size_t n);
 
 double lf_now(void); /* seconds, monotonic */
+double lf_machine_memory(void); /* bytes of physical memory, 0 when unknown */
+void lf_format_bytes(char *buf, size_t n, double bytes); /* "4.0 TiB" */
 int lf_num_threads(void);
 
 /* The run context: what used to be process state (thread count, base seed) travels in this
@@ -58,6 +60,9 @@ int lf_is_dir(const char *path);
 /* Whole regular file, NUL-terminated (len may be NULL); NULL with a message for anything else
  * (missing, a folder, a FIFO or device: never blocks). */
 char *lf_read_file(const char *path, size_t *len);
+/* LF_OK for an existing regular file; otherwise an error naming it (missing, a folder, a FIFO,
+ * a device or a socket: opening those could block or never end). */
+lf_status lf_check_regular(const char *path);
 lf_status lf_mkdirs(const char *path); /* mkdir -p */
 void lf_rm_rf(const char *path);       /* rm -rf; silent */
 void lf_fsync_path(const char *path);

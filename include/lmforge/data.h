@@ -28,6 +28,9 @@ int32_t lf_shard_token(const lf_shard *s, size_t i);
 int lf_shard_is_target(const lf_shard *s, size_t i);   /* 1 when token i carries loss */
 size_t lf_shard_doc_start(const lf_shard *s, size_t d); /* d in [0, docs]; doc_start(docs) = tokens */
 int lf_shard_doc_task(const lf_shard *s, size_t d);
+/* LF_ERR_FORMAT naming the shard when a token id is >= vocab (a model's vocabulary): found when
+ * the data is opened, not when a batch happens to hold the id. */
+lf_status lf_shard_check_vocab(const lf_shard *s, int vocab);
 
 /* Batches of B windows of T+1 tokens: inputs (B,T), targets (B,T) shifted by one, -1 where the
  * shard's mask says "no loss". Random mode draws window starts from (seed, step, row) so batch k

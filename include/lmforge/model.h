@@ -30,7 +30,10 @@ typedef struct {
 
 /* Fill defaults for an architecture (callers then set sizes) */
 void lf_config_defaults(lf_config *c, lf_arch arch);
+/* Bounds every size (computed in size_t, no wrap-around). */
 lf_status lf_config_check(const lf_config *c);
+/* Parameters the architecture has (a tied head counted once). */
+size_t lf_config_num_params(const lf_config *c);
 
 enum {
     LF_PARAM_TRAINABLE = 1u << 0, /* has a gradient and optimizer moments */
@@ -94,7 +97,14 @@ struct lf_param {
 typedef struct lf_model lf_model;
 
 lf_status lf_model_init(lf_model **out, const lf_config *cfg); /* weights zeroed */
+/* The table only (names, shapes, flags; data NULL): loaders validate a file against it before
+ * committing memory, then call lf_model_alloc_weights. */
+lf_status lf_model_init_table(lf_model **out, const lf_config *cfg);
+lf_status lf_model_alloc_weights(lf_model *m);
 void lf_model_free(lf_model *m);
+/* LF_ERR_FORMAT naming the first tensor with a NaN or infinite value ("where": the file or folder
+ * the weights came from, for the message). */
+lf_status lf_model_check_finite(lf_model *m, const char *where);
 const lf_config *lf_model_config(const lf_model *m);
 
 int lf_model_num_params(const lf_model *m);

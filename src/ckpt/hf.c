@@ -4,7 +4,10 @@
 #include "lmforge/ckpt.h"
 
 #include <errno.h>
+#include <unistd.h>
+#include <dirent.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,14 +26,19 @@ static int get_int(json_t *o, const char *k, int def, int *out, const char *path
         lf_set_error("%s: '%s' must be an integer", path, k);
         return -1;
     }
-    *out = (int)json_integer_value(v);
+    json_int_t x = json_integer_value(v);
+    if (x < INT32_MIN || x > INT32_MAX) { /* never wrap: 2^32+300 is not 300 */
+        lf_set_error("%s: '%s' = %lld is out of range", path, k, (long long)x);
+        return -1;
+    }
+    *out = (int)x;
     return 0;
 }
 static int get_num(json_t *o, const char *k, float def, float *out, const char *path) {
     json_t *v = json_object_get(o, k);
     if (!v || json_is_null(v)) { *out = def; return 0; }
-    if (!json_is_number(v)) {
-        lf_set_error("%s: '%s' must be a number", path, k);
+    if (!json_is_number(v) || !isfinite(json_number_value(v))) {
+        lf_set_error("%s: '%s' must be a finite number", path, k);
         return -1;
     }
     *out = (float)json_number_value(v);
@@ -50,12 +58,26 @@ static int get_bool(json_t *o, const char *k, int def, int *out, const char *pat
 lf_status lf_hf_read_config(const char *dir, lf_config *c) {
     char path[4096];
     snprintf(path, sizeof path, "%s/config.json", dir);
+    struct stat sb;
+    if (stat(path, &sb) != 0) {
+        lf_set_error("%s: missing (a Hugging Face model directory needs config.json)", path);
+        return LF_ERR_IO;
+    }
+    if (!S_ISREG(sb.st_mode) || sb.st_size > (1 << 24)) {
+        lf_set_error("%s: %s (expected a JSON file)", path, S_ISREG(sb.st_mode) ? "larger than 16 MiB" : "not a regular file");
+        return LF_ERR_FORMAT;
+    }
+    size_t len;
+    char *txt = lf_read_file(path, &len);
+    if (!txt) return LF_ERR_IO;
     json_error_t jerr;
-    json_t *j = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
-    if (!j) {
-        if (!file_exists(path)) lf_set_error("%s: missing (a Hugging Face model directory needs config.json)", path);
+    json_t *j = json_loadb(txt, len, JSON_REJECT_DUPLICATES, &jerr);
+    free(txt);
+    if (!j || !json_is_object(j)) {
+        if (j) lf_set_error("%s: not a JSON object", path);
         else lf_set_error("%s: invalid JSON at line %d: %s", path, jerr.line, jerr.text);
-        return file_exists(path) ? LF_ERR_FORMAT : LF_ERR_IO;
+        json_decref(j);
+        return LF_ERR_FORMAT;
     }
     lf_status st = LF_ERR_FORMAT;
     const char *mt = json_string_value(json_object_get(j, "model_type"));
@@ -308,8 +330,12 @@ lf_status lf_hf_load(lf_model **out, const char *dir) {
         shards_close(&sh);
         return st;
     }
-    lf_model *m = NULL;
-    st = lf_model_init(&m, &cfg);
+    lf_model *m = NULL; /* the table first: names and shapes are checked before the weights' memory is committed */
+    st = lf_model_init_table(&m, &cfg);
+    if (st) {
+        shards_close(&sh);
+        return st;
+    }
     float *buf = NULL;
     /* every file tensor must be a parameter (or a known buffer); every parameter must be present */
     for (int f = 0; f < sh.n && !st; f++)
@@ -324,7 +350,10 @@ lf_status lf_hf_load(lf_model **out, const char *dir) {
                          cfg.arch == LF_ARCH_GPT2 ? "GPT-2" : "Llama");
             st = LF_ERR_FORMAT;
         }
+    /* pass 0 checks every name and shape against the table; pass 1, with the memory committed, reads */
+    for (int pass = 0; pass < 2 && !st; pass++)
     for (int p = 0; p < lf_model_num_params(m) && !st; p++) {
+        if (pass == 1 && p == 0 && (st = lf_model_alloc_weights(m))) break;
         lf_param *prm = lf_model_param(m, p);
         int which = 0, k = shards_find(&sh, prm->name, &which);
         if (k < 0 && strncmp(prm->name, "transformer.", 12) == 0) k = shards_find(&sh, prm->name + 12, &which);
@@ -338,12 +367,18 @@ lf_status lf_hf_load(lf_model **out, const char *dir) {
         const int64_t *fs = lf_st_shape(sh.files[which], k);
         int nd = lf_st_ndim(sh.files[which], k);
         if (nd != prm->ndim || fs[0] != hs[0] || (nd == 2 && fs[1] != hs[1])) {
-            lf_set_error("%s: tensor '%s' has shape [%lld%s%lld] but config.json implies [%lld, %lld]", sh.names[which],
-                         prm->name, (long long)fs[0], nd > 1 ? ", " : "", nd > 1 ? (long long)fs[1] : 0LL,
-                         (long long)hs[0], (long long)hs[1]);
+            char got[160] = "", want[64];
+            size_t o = 0;
+            for (int d = 0; d < nd && o < sizeof got - 24; d++)
+                o += (size_t)snprintf(got + o, sizeof got - o, "%s%lld", d ? ", " : "", (long long)fs[d]);
+            if (prm->ndim == 2) snprintf(want, sizeof want, "%lld, %lld", (long long)hs[0], (long long)hs[1]);
+            else snprintf(want, sizeof want, "%lld", (long long)hs[0]);
+            lf_set_error("%s: tensor '%s' has shape [%s] (%d dims) but config.json implies [%s]", sh.names[which], prm->name,
+                         got, nd, want);
             st = LF_ERR_FORMAT;
             break;
         }
+        if (pass == 0) continue;
         if (!prm->hf_transposed) {
             st = lf_st_read_f32(sh.files[which], k, prm->data, prm->numel);
         } else {
@@ -356,6 +391,7 @@ lf_status lf_hf_load(lf_model **out, const char *dir) {
     }
     free(buf);
     shards_close(&sh);
+    if (!st) st = lf_model_check_finite(m, dir);
     if (st) {
         lf_model_free(m);
         return st;
@@ -383,11 +419,7 @@ static void fill_hf(const void *ctx, float *buf) {
     }
 }
 
-lf_status lf_hf_save(lf_model *m, const char *dir) {
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
-        lf_set_error("%s: cannot create directory (%s)", dir, strerror(errno));
-        return LF_ERR_IO;
-    }
+static lf_status save_files(lf_model *m, const char *dir) {
     int n = lf_model_num_params(m);
     lf_st_tensor *t = calloc((size_t)n, sizeof *t);
     if (!t) return LF_ERR_NOMEM;
@@ -422,6 +454,45 @@ lf_status lf_hf_save(lf_model *m, const char *dir) {
     s[len] = '\n'; /* json_dumps leaves room for the terminator we overwrite */
     st = lf_write_file_atomic(path, s, len + 1);
     free(s);
+    return st;
+}
+
+/* The folder is replaced as a whole: the files are written into DIR.tmp.PID beside it (with
+ * hard links to the other files already in DIR, such as tokenizer.json), which then takes DIR's
+ * place in one rename. A kill at any moment leaves the old folder or the new one, never new
+ * weights beside an old config.json. */
+lf_status lf_hf_save(lf_model *m, const char *dir) {
+    size_t n = strlen(dir);
+    while (n > 1 && dir[n - 1] == '/') n--;
+    char *tmp = malloc(n + 40);
+    if (!tmp) return LF_ERR_NOMEM;
+    snprintf(tmp, n + 40, "%.*s.tmp.%d", (int)n, dir, (int)getpid());
+    lf_rm_rf(tmp);
+    lf_status st = lf_mkdirs(tmp);
+    DIR *d = st ? NULL : opendir(dir);
+    if (d) { /* keep the folder's other files (tokenizer, trainer state): everything but the weights and config */
+        struct dirent *e;
+        while ((e = readdir(d))) {
+            const char *f = e->d_name;
+            if (!strcmp(f, ".") || !strcmp(f, "..") || !strcmp(f, "config.json") || !strncmp(f, "model", 5)) continue;
+            char src[4600], dst[4600];
+            snprintf(src, sizeof src, "%s/%s", dir, f);
+            snprintf(dst, sizeof dst, "%s/%s", tmp, f);
+            struct stat sb;
+            if (lstat(src, &sb) == 0 && S_ISREG(sb.st_mode) && link(src, dst) != 0) {
+                lf_set_error("%s: cannot keep %s in the new folder (%s)", dir, f, strerror(errno));
+                st = LF_ERR_IO;
+                break;
+            }
+        }
+        closedir(d);
+    }
+    if (!st) st = save_files(m, tmp);
+    char *target = strndup(dir, n);
+    if (!st) st = target ? lf_publish_dir(tmp, target) : LF_ERR_NOMEM;
+    if (st) lf_rm_rf(tmp);
+    free(target);
+    free(tmp);
     return st;
 }
 

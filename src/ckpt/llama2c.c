@@ -21,6 +21,7 @@ static void permute_rope_rows(float *dst, const float *src, int nheads, int hd, 
 
 lf_status lf_llama2c_load(lf_model **out, const char *path) {
     *out = NULL;
+    if (lf_check_regular(path)) return LF_ERR_IO;
     FILE *f = fopen(path, "rb");
     if (!f) {
         lf_set_error("%s: cannot open (%s)", path, strerror(errno));
@@ -114,6 +115,11 @@ lf_status lf_llama2c_load(lf_model **out, const char *path) {
 #undef TAKE
     LF_ASSERT((size_t)(p - all) == expect);
     free(all);
+    st = lf_model_check_finite(m, path);
+    if (st) {
+        lf_model_free(m);
+        return st;
+    }
     *out = m;
     return LF_OK;
 }

@@ -34,11 +34,8 @@ static int add_text(const char *path, lf_tok_encoder *e, const lf_tokenizer *t, 
         free(ents);
         return rc;
     }
-    FILE *f = fopen(path, "rb");
-    if (!f) return -1;
-    char *buf = malloc((size_t)sb.st_size + 1);
-    size_t n = buf ? fread(buf, 1, (size_t)sb.st_size, f) : 0;
-    fclose(f);
+    size_t n;
+    char *buf = lf_read_file(path, &n); /* a FIFO or device is refused, never read forever */
     if (!buf) return -1;
     unsigned flags = LF_ENC_EOS | (lf_tokenizer_kind(t) == LF_TOK_SENTENCEPIECE ? LF_ENC_BOS : 0);
     lf_status st = lf_tok_encode(e, buf, n, flags, ids);
@@ -66,10 +63,28 @@ int cmd_eval(int argc, char **argv) {
         else goto usage;
     }
     if (!model || !data) goto usage;
+    if (B < 1 || B > 4096) {
+        fprintf(stderr, "lmforge eval: --batch %d is out of range (1..4096 windows per forward)\n", B);
+        return 2;
+    }
+    if (T < 0 || stride < 0) {
+        fprintf(stderr, "lmforge eval: --context and --stride must be positive\n");
+        return 2;
+    }
     lf_model *m;
     if (lf_model_load(&m, model)) return cli_fail("eval");
     const lf_config *mc = lf_model_config(m);
+    if (T > mc->max_seq || T == 1) {
+        fprintf(stderr, "lmforge eval: --context %d is out of range (2..%d, the model's context length)\n", T, mc->max_seq);
+        lf_model_free(m);
+        return 2;
+    }
     if (T <= 0) T = mc->max_seq < 1024 ? mc->max_seq : 1024;
+    if (stride > T) {
+        fprintf(stderr, "lmforge eval: --stride %d exceeds the context %d\n", stride, T);
+        lf_model_free(m);
+        return 2;
+    }
     if (stride <= 0) stride = T / 2 > 0 ? T / 2 : 1;
     lf_ids ids = {0};
     uint8_t *mask = NULL;
@@ -78,21 +93,31 @@ int cmd_eval(int argc, char **argv) {
     size_t dl = strlen(data);
     if (dl > 4 && !strcmp(data + dl - 4, ".bin")) { /* a shard: its own tokens */
         lf_shard *s;
-        if (lf_shard_open(&s, data, 0)) {
+        lf_tokenizer *t = NULL; /* the shard's fingerprint is checked against it; bytes per token for bits per byte */
+        char p[4096];
+        snprintf(p, sizeof p, "%s/tokenizer.json", model);
+        if (tokp && lf_tokenizer_load(&t, tokp)) {
+            lf_model_free(m);
+            return cli_fail("eval");
+        }
+        if (!tokp && lf_path_exists(p) && lf_tokenizer_load(&t, p)) {
+            lf_model_free(m);
+            return cli_fail("eval");
+        }
+        if (!t) fprintf(stderr, "lmforge eval: note: no tokenizer (%s, --tokenizer): the shard's tokenizer cannot be checked\n", p);
+        if (lf_shard_open(&s, data, t ? lf_tokenizer_fingerprint(t) : 0) || lf_shard_check_vocab(s, mc->vocab_size)) {
+            lf_tokenizer_free(t);
             lf_model_free(m);
             return cli_fail("eval");
         }
         size_t n = lf_shard_num_tokens(s);
         mask = malloc(n);
-        for (size_t i = 0; i < n; i++) {
+        for (size_t i = 0; mask && i < n; i++) {
             lf_ids_push(&ids, lf_shard_token(s, i));
             mask[i] = (uint8_t)lf_shard_is_target(s, i);
         }
         lf_shard_close(s);
-        lf_tokenizer *t = NULL; /* bytes per token, for bits per byte, when the tokenizer is at hand */
-        char p[4096];
-        snprintf(p, sizeof p, "%s/tokenizer.json", model);
-        if (!lf_tokenizer_load(&t, tokp ? tokp : p))
+        if (t)
             for (size_t i = 0; i < n; i++) {
                 size_t l = 0;
                 lf_tokenizer_piece(t, ids.ids[i], &l);

@@ -4,6 +4,7 @@
 #include "lmforge/eval.h"
 #include "lmforge/tokenizer.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,13 +29,25 @@ int cmd_generate(int argc, char **argv) {
         if (!strcmp(a, "--prompt") && has) prompt = argv[++i];
         else if (!strcmp(a, "--tokenizer") && has) tokp = argv[++i];
         else if (!strcmp(a, "--max-tokens") && has) {
-            if (cli_parse_int(argv[++i], &max_tokens) || max_tokens < 0) goto usage;
+            if (cli_parse_int(argv[++i], &max_tokens) || max_tokens < 0 || max_tokens > (1 << 24)) {
+                fprintf(stderr, "lmforge generate: --max-tokens needs an integer in 0..16777216, got '%s'\n", argv[i]);
+                return 2;
+            }
         } else if (!strcmp(a, "--temperature") && has) {
-            if (cli_parse_float(argv[++i], &s.temperature)) goto usage;
+            if (cli_parse_float(argv[++i], &s.temperature) || !isfinite(s.temperature) || s.temperature < 0) {
+                fprintf(stderr, "lmforge generate: --temperature needs a finite number >= 0 (0 = greedy), got '%s'\n", argv[i]);
+                return 2;
+            }
         } else if (!strcmp(a, "--top-k") && has) {
-            if (cli_parse_int(argv[++i], &s.top_k) || s.top_k < 0) goto usage;
+            if (cli_parse_int(argv[++i], &s.top_k) || s.top_k < 0) {
+                fprintf(stderr, "lmforge generate: --top-k needs an integer >= 0 (0 = off), got '%s'\n", argv[i]);
+                return 2;
+            }
         } else if (!strcmp(a, "--top-p") && has) {
-            if (cli_parse_float(argv[++i], &s.top_p) || !(s.top_p > 0)) goto usage;
+            if (cli_parse_float(argv[++i], &s.top_p) || !(s.top_p > 0 && s.top_p <= 1)) {
+                fprintf(stderr, "lmforge generate: --top-p needs a number in (0, 1] (1 = off), got '%s'\n", argv[i]);
+                return 2;
+            }
         } else if (!strcmp(a, "--seed") && has) {
             if (cli_parse_int(argv[++i], &seed)) goto usage;
             s.seed = (uint64_t)seed;

@@ -3,6 +3,7 @@
 #include "lmforge/core.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,7 +59,7 @@ int cli_parse_float(const char *s, float *out) {
     char *end;
     errno = 0;
     float v = strtof(s, &end);
-    if (errno || end == s || *end) return -1;
+    if (errno || end == s || *end || !isfinite(v)) return -1; /* "nan" and "inf" are not option values */
     *out = v;
     return 0;
 }

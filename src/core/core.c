@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static _Thread_local char lf_errbuf[1024];
 
@@ -88,4 +89,19 @@ int lf_num_threads(void) { return omp_get_max_threads(); }
 
 void lf_ctx_apply(const lf_ctx *c) {
     if (c && c->threads > 0) omp_set_num_threads(c->threads);
+}
+
+double lf_machine_memory(void) {
+    long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGE_SIZE);
+    return pages > 0 && size > 0 ? (double)pages * (double)size : 0.0;
+}
+
+void lf_format_bytes(char *buf, size_t n, double bytes) {
+    static const char *unit[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+    int u = 0;
+    while (bytes >= 1024.0 && u < 6) {
+        bytes /= 1024.0;
+        u++;
+    }
+    snprintf(buf, n, u ? "%.1f %s" : "%.0f %s", bytes, unit[u]);
 }

@@ -23,6 +23,23 @@ int lf_is_dir(const char *path) {
     return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
 }
 
+static const char *kind_of(mode_t m) {
+    return S_ISDIR(m) ? "a folder" : S_ISFIFO(m) ? "a FIFO" : S_ISSOCK(m) ? "a socket" : S_ISCHR(m) || S_ISBLK(m) ? "a device" : "not a regular file";
+}
+
+lf_status lf_check_regular(const char *path) {
+    struct stat sb;
+    if (stat(path, &sb) != 0) {
+        lf_set_error("%s: cannot open (%s)", path, strerror(errno));
+        return LF_ERR_IO;
+    }
+    if (!S_ISREG(sb.st_mode)) {
+        lf_set_error("%s: is %s, expected a regular file", path, kind_of(sb.st_mode));
+        return LF_ERR_IO;
+    }
+    return LF_OK;
+}
+
 char *lf_read_file(const char *path, size_t *len) {
     int fd = open(path, O_RDONLY | O_NONBLOCK); /* O_NONBLOCK: opening a FIFO must not wait for a writer */
     if (fd < 0) {
@@ -31,7 +48,7 @@ char *lf_read_file(const char *path, size_t *len) {
     }
     struct stat sb;
     if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        lf_set_error("%s: not a regular file%s", path, S_ISDIR(sb.st_mode) ? " (a folder)" : "");
+        lf_set_error("%s: is %s, expected a regular file", path, kind_of(sb.st_mode));
         close(fd);
         return NULL;
     }

@@ -70,30 +70,6 @@ static const char *keep_path(gather_ctx *g, const char *p) {
     return np[g->npaths] ? np[g->npaths++] : p;
 }
 
-static char *read_file(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        lf_set_error("%s: cannot open (%s)", path, strerror(errno));
-        return NULL;
-    }
-    struct stat sb;
-    if (fstat(fileno(f), &sb) != 0) {
-        fclose(f);
-        return NULL;
-    }
-    char *b = malloc((size_t)sb.st_size + 1);
-    if (!b || fread(b, 1, (size_t)sb.st_size, f) != (size_t)sb.st_size) {
-        free(b);
-        fclose(f);
-        lf_set_error("%s: read failed (%s)", path, b ? strerror(errno) : "out of memory");
-        return NULL;
-    }
-    fclose(f);
-    b[sb.st_size] = 0;
-    *len = (size_t)sb.st_size;
-    return b;
-}
-
 static int ends_with(const char *s, const char *suf) {
     size_t a = strlen(s), b = strlen(suf);
     return a >= b && strcmp(s + a - b, suf) == 0;
@@ -179,7 +155,7 @@ static lf_status jsonl_records(gather_ctx *g, const char *path, char *buf, size_
 /* explicit: the user named this file (errors) rather than a folder holding it (skip + note) */
 static lf_status add_file(gather_ctx *g, const char *path, int explicit_file) {
     size_t len;
-    char *buf = read_file(path, &len);
+    char *buf = lf_read_file(path, &len);
     if (!buf) return LF_ERR_IO;
     const char *why = NULL;
     if (len == 0) why = "empty";

@@ -90,6 +90,10 @@ lf_status lf_shard_open(lf_shard **out, const char *path, uint64_t expect_fp) {
     lf_shard *s = calloc(1, sizeof *s);
     if (!s) return LF_ERR_NOMEM;
     s->path = strdup(path);
+    if (lf_check_regular(path)) {
+        lf_shard_close(s);
+        return LF_ERR_IO;
+    }
     int fd = open(path, O_RDONLY);
     if (fd < 0) {
         lf_set_error("%s: cannot open (%s)", path, strerror(errno));
@@ -169,6 +173,24 @@ int32_t lf_shard_token(const lf_shard *s, size_t i) {
     uint32_t v;
     memcpy(&v, s->tok + 4 * i, 4);
     return (int32_t)v;
+}
+
+lf_status lf_shard_check_vocab(const lf_shard *s, int vocab) {
+    size_t n = lf_shard_num_tokens(s), at = 0;
+    int32_t mx = -1;
+    for (size_t i = 0; i < n; i++) {
+        int32_t v = lf_shard_token(s, i);
+        if (v > mx) {
+            mx = v;
+            at = i;
+        }
+    }
+    if (mx >= vocab) {
+        lf_set_error("%s: token id %d (at token %zu) is outside the model's vocabulary of %d: the shard was made with "
+                     "another tokenizer", s->path, mx, at, vocab);
+        return LF_ERR_FORMAT;
+    }
+    return LF_OK;
 }
 
 struct lf_loader {

@@ -419,14 +419,17 @@ double lf_sumsq(const float *x, size_t n) {
     int used = 1;
 #pragma omp parallel
     {
-        int nt = omp_get_num_threads(), t = omp_get_thread_num();
-        LF_ASSERT(nt <= 256);
-        size_t b, e;
-        block_range(n, nt, t, &b, &e);
-        double s = 0.0;
-        for (size_t i = b; i < e; i++) s += (double)x[i] * x[i];
-        part[t] = s;
-        if (t == 0) used = nt;
+        /* one block per thread, at most 256 blocks: threads past the 256th idle here (the sum
+         * stays deterministic for a given thread count, whatever that count is) */
+        int nt = omp_get_num_threads(), t = omp_get_thread_num(), nb = nt < 256 ? nt : 256;
+        if (t < nb) {
+            size_t b, e;
+            block_range(n, nb, t, &b, &e);
+            double s = 0.0;
+            for (size_t i = b; i < e; i++) s += (double)x[i] * x[i];
+            part[t] = s;
+        }
+        if (t == 0) used = nb;
     }
     double s = 0.0;
     for (int t = 0; t < used; t++) s += part[t];

@@ -37,6 +37,10 @@ lf_status lf_config_check(const lf_config *c) {
     REQ(c->arch != LF_ARCH_LLAMA || c->head_dim % 2 == 0, "model config: RoPE needs an even head_dim, got %d", c->head_dim);
     REQ(c->arch != LF_ARCH_GPT2 || (c->n_kv_head == c->n_head && c->n_head * c->head_dim == c->d_model),
         "model config: GPT-2 needs n_kv_head == n_head and n_head*head_dim == d_model");
+    REQ(c->n_head <= 4096 && c->n_kv_head <= c->n_head, "model config: n_head %d / n_kv_head %d out of range (at most 4096)",
+        c->n_head, c->n_kv_head);
+    REQ((size_t)c->n_head * (size_t)c->head_dim <= (1u << 18), "model config: n_head x head_dim = %zu is out of range (at most 262144)",
+        (size_t)c->n_head * (size_t)c->head_dim);
     REQ(c->d_ff > 0 && c->d_ff <= (1 << 20), "model config: d_ff %d out of range", c->d_ff);
     REQ(c->max_seq > 0 && c->max_seq <= (1 << 20), "model config: max_seq %d out of range", c->max_seq);
     REQ(c->norm_eps > 0.0f, "model config: norm_eps must be > 0");
@@ -45,6 +49,35 @@ lf_status lf_config_check(const lf_config *c) {
             c->dropout_resid >= 0 && c->dropout_resid < 1,
         "model config: dropout rates must be in [0, 1)");
 #undef REQ
+    return LF_OK;
+}
+
+size_t lf_config_num_params(const lf_config *c) {
+    size_t C = (size_t)c->d_model, V = (size_t)c->vocab_size, A = (size_t)c->n_head * c->head_dim;
+    size_t KV = (size_t)c->n_kv_head * c->head_dim, F = (size_t)c->d_ff, L = (size_t)c->n_layer;
+    size_t per, outside;
+    if (c->arch == LF_ARCH_GPT2) {
+        per = 2 * C + 3 * C * C + 3 * C + C * A + C + 2 * C + F * C + F + C * F + C;
+        outside = V * C + (size_t)c->max_seq * C + 2 * C;
+    } else {
+        per = C + A * C + 2 * KV * C + C * A + C + 3 * F * C;
+        outside = V * C + C;
+    }
+    if (!c->tie_embeddings) outside += V * C;
+    return per * L + outside; /* bounded by lf_config_check: no overflow in 64 bits */
+}
+
+lf_status lf_model_check_finite(lf_model *m, const char *where) {
+    for (int i = 0; i < m->nparams; i++) {
+        const lf_param *p = m->params[i];
+        if (!p->data) continue;
+        for (size_t j = 0; j < p->numel; j++)
+            if (!isfinite(p->data[j])) {
+                lf_set_error("%s: tensor '%s' holds %s at index %zu: refusing a model with non-finite weights", where, p->name,
+                             isnan(p->data[j]) ? "NaN" : "an infinite value", j);
+                return LF_ERR_FORMAT;
+            }
+    }
     return LF_OK;
 }
 
@@ -121,10 +154,18 @@ static void build_table(lf_model *m, table_builder *tb) {
     }
 }
 
-lf_status lf_model_init(lf_model **out, const lf_config *cfg) {
+static lf_status model_init(lf_model **out, const lf_config *cfg, int alloc_weights) {
     *out = NULL;
     lf_status st = lf_config_check(cfg);
     if (st) return st;
+    double need = 4.0 * (double)lf_config_num_params(cfg), have = lf_machine_memory();
+    if (have > 0 && need > have) {
+        char a[32], b[32];
+        lf_format_bytes(a, sizeof a, need);
+        lf_format_bytes(b, sizeof b, have);
+        lf_set_error("model config: the weights alone need %s, this machine has %s of memory", a, b);
+        return LF_ERR_NOMEM;
+    }
     lf_model *m = calloc(1, sizeof *m);
     if (!m) return LF_ERR_NOMEM;
     m->cfg = *cfg;
@@ -144,26 +185,15 @@ lf_status lf_model_init(lf_model **out, const lf_config *cfg) {
     m->base = tb.p;
     m->nbase = m->nparams = tb.n;
     m->next_id = (uint64_t)tb.n + 1;
-    size_t total = 0;
     for (int i = 0; i < m->nparams; i++) {
         m->params[i] = &m->base[i];
         m->base[i].id = (uint64_t)i + 1;
-        total += (m->base[i].numel + 15) & ~(size_t)15;
-    }
-    m->param_mem = lf_alloc(total * sizeof(float));
-    if (!m->param_mem) {
-        lf_model_free(m);
-        return LF_ERR_NOMEM;
-    }
-    size_t off = 0;
-    for (int i = 0; i < m->nparams; i++) {
-        m->base[i].data = m->param_mem + off;
-        off += (m->base[i].numel + 15) & ~(size_t)15;
         m->param_scalars += m->base[i].numel;
     }
-    for (int i = 0; i < m->nparams; i++) /* norms start at 1 so a zero-initialised model is sane */
-        if (m->base[i].kind == LF_KIND_NORM)
-            for (size_t j = 0; j < m->base[i].numel; j++) m->base[i].data[j] = 1.0f;
+    if (alloc_weights && (st = lf_model_alloc_weights(m))) {
+        lf_model_free(m);
+        return st;
+    }
     if (cfg->arch == LF_ARCH_LLAMA) {
         int half = cfg->head_dim / 2;
         m->rope_cos = lf_alloc(sizeof(float) * (size_t)cfg->max_seq * half);
@@ -197,6 +227,29 @@ static void free_param_extras(lf_param *p) {
     p->qdata = NULL;
     p->adapters = NULL;
 }
+
+lf_status lf_model_alloc_weights(lf_model *m) {
+    if (m->param_mem) return LF_OK;
+    size_t total = 0;
+    for (int i = 0; i < m->nbase; i++) total += (m->base[i].numel + 15) & ~(size_t)15;
+    m->param_mem = lf_alloc(total * sizeof(float));
+    if (!m->param_mem) {
+        lf_set_error("out of memory: the model's weights need %.1f MiB", total * 4.0 / 1048576.0);
+        return LF_ERR_NOMEM;
+    }
+    size_t off = 0;
+    for (int i = 0; i < m->nbase; i++) {
+        m->base[i].data = m->param_mem + off;
+        off += (m->base[i].numel + 15) & ~(size_t)15;
+    }
+    for (int i = 0; i < m->nbase; i++) /* norms start at 1 so a zero-initialised model is sane */
+        if (m->base[i].kind == LF_KIND_NORM)
+            for (size_t j = 0; j < m->base[i].numel; j++) m->base[i].data[j] = 1.0f;
+    return LF_OK;
+}
+
+lf_status lf_model_init(lf_model **out, const lf_config *cfg) { return model_init(out, cfg, 1); }
+lf_status lf_model_init_table(lf_model **out, const lf_config *cfg) { return model_init(out, cfg, 0); }
 
 void lf_model_free(lf_model *m) {
     if (!m) return;

@@ -1,8 +1,11 @@
-/* Tokenizer internals shared by the loader/encoder (tokenizer.c) and the trainer (train.c). */
+/* Tokenizer internals shared by the tables (tables.c), the encoder (encode.c), the loaders
+ * (load.c), the tokenizer.json writer (save_json.c) and the trainer (train.c). */
 #ifndef LF_TOK_INTERNAL_H
 #define LF_TOK_INTERNAL_H
 
 #include "lmforge/tokenizer.h"
+
+#include <string.h>
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
@@ -48,12 +51,54 @@ struct lf_tokenizer {
     uint64_t fingerprint;
 };
 
-/* shared helpers */
-uint64_t lf_tok_fnv(uint64_t h, const void *p, size_t n);
+/* shared helpers (tables.c) */
 lf_status lf_tok_map_build(lf_tokenizer *t); /* string -> id over the normal pieces */
-int lf_tok_map_find(const lf_tokenizer *t, const char *s, size_t len);
 lf_status lf_tok_finish(lf_tokenizer *t); /* builds maps, compiles the regex, fingerprints */
 lf_status lf_tok_add_merge(lf_tokenizer *t, int a, int b, float prio);
 void lf_tok_bytes_to_unicode(int table[256]);
+/* piece id := s[0..len) of the given type (a copy); -1 when out of memory */
+int lf_tok_set_piece(lf_tokenizer *t, int id, const char *s, size_t len, uint8_t type);
+/* pair (a, b) -> merged with priority prio (lower first); a repeated pair keeps the lower prio */
+lf_status lf_tok_pairs_put(pairmap *pm, int a, int b, float prio, int merged);
+
+/* inline below: the encoder calls these per character / pre-token */
+static inline uint64_t lf_tok_fnv(uint64_t h, const void *p, size_t n) {
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ULL;
+    return h;
+}
+
+static inline int lf_tok_map_find(const lf_tokenizer *t, const char *s, size_t len) {
+    size_t h = lf_tok_fnv(0xcbf29ce484222325ULL, s, len) & t->map.mask;
+    while (t->map.slot[h]) {
+        uint32_t j = t->map.slot[h] - 1;
+        if ((size_t)t->plen[j] == len && memcmp(t->piece[j], s, len) == 0) return (int)j;
+        h = (h + 1) & t->map.mask;
+    }
+    return -1;
+}
+
+static inline size_t lf_tok_pow2_at_least(size_t n) {
+    size_t m = 16;
+    while (m < n) m <<= 1;
+    return m;
+}
+
+static inline size_t lf_tok_pair_hash(uint64_t k, size_t mask) { return (size_t)((k * 0x9e3779b97f4a7c15ULL) >> 17) & mask; }
+
+/* the merged id of pair (a, b) and its priority, or -1 (inline: the merge engine's inner loop) */
+static inline int lf_tok_pairs_get(const pairmap *pm, int a, int b, float *prio) {
+    if (!pm->mask) return -1;
+    uint64_t k = ((uint64_t)(uint32_t)a << 32) | (uint32_t)b;
+    size_t h = lf_tok_pair_hash(k, pm->mask);
+    while (pm->key[h] != UINT64_MAX) {
+        if (pm->key[h] == k) {
+            *prio = pm->prio[h];
+            return pm->merged[h];
+        }
+        h = (h + 1) & pm->mask;
+    }
+    return -1;
+}
 
 #endif

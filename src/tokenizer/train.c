@@ -5,7 +5,6 @@
  * (by ids), so the result is deterministic for the same input. */
 #include "tok_internal.h"
 
-#include <errno.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -234,22 +233,11 @@ lf_status lf_tokenizer_train_bpe(lf_tokenizer **out, const char *const *files, i
     size_t *tl = calloc((size_t)nfiles, sizeof *tl);
     lf_status st = LF_OK;
     for (int f = 0; f < nfiles && !st; f++) {
-        FILE *fp = fopen(files[f], "rb");
-        if (!fp) {
-            lf_set_error("%s: cannot open (%s)", files[f], strerror(errno));
+        txt[f] = lf_read_file(files[f], &tl[f]);
+        if (!txt[f]) {
             st = LF_ERR_IO;
             break;
         }
-        fseek(fp, 0, SEEK_END);
-        long n = ftell(fp);
-        fseek(fp, 0, SEEK_SET);
-        txt[f] = n >= 0 ? malloc((size_t)n + 1) : NULL;
-        if (!txt[f] || fread(txt[f], 1, (size_t)n, fp) != (size_t)n) {
-            lf_set_error("%s: read failed", files[f]);
-            st = LF_ERR_IO;
-        }
-        fclose(fp);
-        tl[f] = (size_t)(n > 0 ? n : 0);
         total += tl[f];
     }
     int nt = lf_num_threads();

@@ -186,9 +186,15 @@ static lf_status apply_json(lf_train_config *c, json_t *j, const char *what) {
             unknown_key(key, what);
             return LF_ERR_ARG;
         }
-        char buf[LF_PATH];
-        if (json_is_string(v) && k->type == K_STR) snprintf(buf, sizeof buf, "%s", json_string_value(v));
-        else if (json_is_integer(v) && (k->type == K_INT || k->type == K_FLOAT)) snprintf(buf, sizeof buf, "%lld", (long long)json_integer_value(v));
+        char buf[64];
+        const char *val = buf;
+        if (json_is_string(v) && k->type == K_STR) {
+            val = json_string_value(v); /* whole: set() refuses what does not fit, nothing is cut */
+            if (strlen(val) != json_string_length(v)) {
+                lf_set_error("%s: '%s' contains a NUL character", what, key);
+                return LF_ERR_ARG;
+            }
+        } else if (json_is_integer(v) && (k->type == K_INT || k->type == K_FLOAT)) snprintf(buf, sizeof buf, "%lld", (long long)json_integer_value(v));
         else if (json_is_real(v) && k->type == K_FLOAT) snprintf(buf, sizeof buf, "%.9g", json_real_value(v));
         else if (json_is_boolean(v) && k->type == K_BOOL) snprintf(buf, sizeof buf, "%s", json_is_true(v) ? "true" : "false");
         else if (json_is_null(v) && k->type == K_STR) buf[0] = 0;
@@ -197,9 +203,9 @@ static lf_status apply_json(lf_train_config *c, json_t *j, const char *what) {
             lf_set_error("%s: '%s' must be %s", what, key, tn[k->type]);
             return LF_ERR_ARG;
         }
-        lf_status st = lf_train_config_set(c, key, buf);
+        lf_status st = lf_train_config_set(c, key, val);
         if (st) {
-            char m[700];
+            char m[1200];
             snprintf(m, sizeof m, "%s: %s", what, lf_last_error());
             lf_set_error("%s", m);
             return st;
@@ -209,8 +215,12 @@ static lf_status apply_json(lf_train_config *c, json_t *j, const char *what) {
 }
 
 lf_status lf_train_config_load_file(lf_train_config *c, const char *path) {
+    size_t len;
+    char *txt = lf_read_file(path, &len); /* refuses FIFOs and devices instead of blocking on them */
+    if (!txt) return LF_ERR_IO;
     json_error_t e;
-    json_t *j = json_load_file(path, JSON_REJECT_DUPLICATES, &e);
+    json_t *j = json_loadb(txt, len, JSON_REJECT_DUPLICATES, &e);
+    free(txt);
     if (!j) {
         lf_set_error("%s: %s at line %d (the config is JSON)", path, e.text, e.line);
         return LF_ERR_FORMAT;
@@ -329,6 +339,11 @@ lf_status lf_train_config_check(const lf_train_config *c) {
         "config: need weight_decay, grad_clip >= 0, betas in [0, 1), adam_eps > 0");
     REQ(c->keep_checkpoints >= 1 && c->max_bad_steps >= 1 && c->log_every >= 1, "config: keep_checkpoints, max_bad_steps, log_every must be >= 1");
     REQ(c->freeze_layers >= 0 && c->max_minutes >= 0 && c->stop_after_steps >= 0, "config: freeze_layers, max_minutes, stop_after_steps must be >= 0");
+    REQ(c->threads >= 0 && c->threads <= 1024, "config: threads %d out of range (0 = all cores, at most 1024)", c->threads);
+    REQ(c->context <= (1 << 20) && c->batch_size <= (1 << 20) && (size_t)c->batch_size * (size_t)c->context <= ((size_t)1 << 31),
+        "config: batch_size x context = %zu tokens is out of range", (size_t)c->batch_size * (size_t)c->context);
+    REQ(c->max_steps <= (1 << 30) && c->eval_batches <= (1 << 24) && c->grad_accum <= (1 << 20), "config: max_steps, eval_batches or grad_accum out of range");
+    REQ(c->min_delta >= 0, "config: min_delta must be >= 0");
 #undef REQ
     return LF_OK;
 }

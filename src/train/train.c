@@ -34,7 +34,8 @@ typedef struct {
 /* ---------------------------------------------------------------- checkpoints */
 
 static lf_status save_model_dir(run *r, const char *dir) {
-    lf_status st = lf_hf_save(r->m, dir);
+    lf_status st = lf_model_check_finite(r->m, dir); /* a NaN checkpoint must never become 'latest' or best/ */
+    if (!st) st = lf_hf_save(r->m, dir);
     if (!st && r->tok) {
         char p[LF_PATH * 3];
         snprintf(p, sizeof p, "%s/tokenizer.json", dir);
@@ -387,6 +388,8 @@ lf_status lf_train(const lf_train_config *c, const char *resume, volatile sig_at
             r->val = NULL;
         }
     }
+    if (!st) st = lf_shard_check_vocab(r->train, lf_model_config(r->m)->vocab_size);
+    if (!st && r->val) st = lf_shard_check_vocab(r->val, lf_model_config(r->m)->vocab_size);
     if (!st) {
         lf_loader *l;
         st = lf_loader_init(&l, r->train, c->batch_size, c->context, (uint64_t)c->seed, 0);
