@@ -36,7 +36,10 @@ static int add_text(const char *path, lf_tok_encoder *e, const lf_tokenizer *t, 
     }
     size_t n;
     char *buf = lf_read_file(path, &n); /* a FIFO or device is refused, never read forever */
-    if (!buf) return -1;
+    if (!buf) {
+        fprintf(stderr, "lmforge eval: %s\n", lf_last_error());
+        return -1;
+    }
     unsigned flags = LF_ENC_EOS | (lf_tokenizer_kind(t) == LF_TOK_SENTENCEPIECE ? LF_ENC_BOS : 0);
     lf_status st = lf_tok_encode(e, buf, n, flags, ids);
     free(buf);
