@@ -141,6 +141,9 @@ mkdir -p r3/checkpoints; echo junk > r3/checkpoints/step-00000002.tmp
 mkdir conv; echo keep > conv/tokenizer.json; echo '{}' > conv/config.json
 "$lmforge" convert $model conv > /dev/null && grep -q keep conv/tokenizer.json && "$lmforge" info conv > /dev/null && ok ||
   bad "convert into an existing folder"
+mkdir -p conv2/sub; echo x > conv2/sub/keep
+refuse 1 "conv2.*sub.*not a regular file" "$lmforge" convert $model conv2
+[ -f conv2/sub/keep ] && ok || bad "convert over a folder with subfolders destroyed them"
 ls | grep -q '\.tmp\.' && bad "temporary folders left behind: $(ls | grep '\.tmp\.')" || ok
 
 echo "$pass passed, $fail failed"

@@ -479,7 +479,13 @@ lf_status lf_hf_save(lf_model *m, const char *dir) {
             snprintf(src, sizeof src, "%s/%s", dir, f);
             snprintf(dst, sizeof dst, "%s/%s", tmp, f);
             struct stat sb;
-            if (lstat(src, &sb) == 0 && S_ISREG(sb.st_mode) && link(src, dst) != 0) {
+            if (lstat(src, &sb) == 0 && !S_ISREG(sb.st_mode)) { /* replacing the folder would drop it: refuse */
+                lf_set_error("%s: holds '%s', which is not a regular file; save the model into an empty folder or a "
+                             "model folder", dir, f);
+                st = LF_ERR_ARG;
+                break;
+            }
+            if (link(src, dst) != 0) {
                 lf_set_error("%s: cannot keep %s in the new folder (%s)", dir, f, strerror(errno));
                 st = LF_ERR_IO;
                 break;
