@@ -11,7 +11,9 @@
  *   unfrozen after it was made (with their own bias-correction count);
  * - the trainer: a test-only batch source, a hook that stops the run, and state that resumes
  *   bit for bit (adapter values included). */
+#include "../src/data/data_internal.h" /* the shard writer, to make a shard with known documents */
 #include "lmforge/ckpt.h"
+#include "lmforge/data.h"
 #include "lmforge/kernels.h"
 #include "lmforge/loss.h"
 #include "lmforge/train.h"
@@ -476,7 +478,85 @@ static void test_trainer(void) {
     lf_model_free(mc);
 }
 
+/* the shard loader as a batch source: windows kept inside one document, task ids, loss mask */
+static void test_loader_source(void) {
+    size_t lens[3] = {5, 12, 30};
+    shard_builder sb = {0};
+    size_t n = 5 + 12 + 30;
+    sb.tokens = malloc(n * sizeof *sb.tokens);
+    sb.doc_start = malloc(4 * sizeof *sb.doc_start);
+    sb.mask = malloc(n);
+    sb.tasks = malloc(3 * sizeof *sb.tasks);
+    size_t k = 0;
+    for (int d = 0; d < 3; d++) {
+        sb.doc_start[d] = k;
+        for (size_t i = 0; i < lens[d]; i++, k++) {
+            sb.tokens[k] = (int32_t)(100 * d + (int)i);
+            sb.mask[k] = !(d == 1 && i < 3); /* doc 1: a 3-token prompt without loss */
+        }
+        sb.tasks[d] = (uint16_t)(d + 1);
+    }
+    sb.doc_start[3] = k;
+    sb.n = sb.cap = n;
+    sb.n_docs = 3;
+    sb.has_tasks = 1;
+    char path[] = "/tmp/lf_engine_shard_XXXXXX";
+    int fd = mkstemp(path);
+    LF_ASSERT(fd >= 0);
+    close(fd);
+    LF_ASSERT(lf_shard_write(path, &sb, 0, 400) == LF_OK);
+    lf_shard *s;
+    LF_ASSERT(lf_shard_open(&s, path, 0) == LF_OK);
+    CHECK(lf_shard_check_vocab(s, 200) == LF_ERR_FORMAT && lf_shard_check_vocab(s, 230) == LF_OK && strstr(lf_last_error(), "229"), "vocabulary check: %s", lf_last_error());
+    lf_loader *l;
+    LF_ASSERT(lf_loader_init(&l, s, 1, 8, 0, 1) == LF_OK);
+    lf_loader_set_within_doc(l, 1);
+    lf_batch_source *src;
+    LF_ASSERT(lf_loader_source(&src, l, 1) == LF_OK);
+    lf_batch b;
+    LF_ASSERT(lf_batch_alloc(&b, 1, 8) == LF_OK);
+    LF_ASSERT(src->next(src, &b) == LF_OK); /* doc 0: 5 tokens, then padding */
+    int good = b.task[0] == 1 && b.inputs[4] == 4 && b.inputs[5] == 0 && b.targets[3] == 4 && b.targets[4] == -1 && b.targets[7] == -1;
+    CHECK(good, "window in doc 0: task %d, inputs[4..5] %d %d, targets[3..4] %d %d", b.task[0], b.inputs[4], b.inputs[5], b.targets[3], b.targets[4]);
+    LF_ASSERT(src->next(src, &b) == LF_OK); /* doc 1 from its start: the prompt carries no loss */
+    good = b.task[0] == 2 && b.inputs[0] == 100 && b.targets[0] == -1 && b.targets[1] == -1 && b.targets[2] == 103;
+    CHECK(good, "window in doc 1: task %d, inputs[0] %d, targets[0..2] %d %d %d", b.task[0], b.inputs[0], b.targets[0], b.targets[1], b.targets[2]);
+    uint64_t w[LF_SOURCE_STATE_MAX], w2[LF_SOURCE_STATE_MAX];
+    int nw = src->get_state(src, w);
+    LF_ASSERT(src->next(src, &b) == LF_OK);
+    int32_t first = b.inputs[0];
+    LF_ASSERT(src->set_state(src, w, nw) == LF_OK);
+    LF_ASSERT(src->next(src, &b) == LF_OK);
+    CHECK(b.inputs[0] == first && src->get_state(src, w2) == nw, "source state did not restore the position");
+    lf_batch_source_free(src);
+    /* random windows: never across a document end */
+    LF_ASSERT(lf_loader_init(&l, s, 4, 8, 5, 0) == LF_OK);
+    lf_loader_set_within_doc(l, 1);
+    LF_ASSERT(lf_loader_source(&src, l, 1) == LF_OK);
+    lf_batch_free(&b);
+    LF_ASSERT(lf_batch_alloc(&b, 4, 8) == LF_OK);
+    int crossed = 0;
+    for (int it = 0; it < 50; it++) {
+        LF_ASSERT(src->next(src, &b) == LF_OK);
+        for (int r = 0; r < 4; r++)
+            for (int t = 0; t < 8; t++) {
+                int32_t x = b.inputs[r * 8 + t], y = b.targets[r * 8 + t];
+                if (y >= 0 && (y / 100 != b.inputs[r * 8] / 100 || y != x + 1 || b.task[r] != y / 100 + 1)) crossed++;
+            }
+    }
+    CHECK(crossed == 0, "%d targets crossed a document boundary or carried the wrong task", crossed);
+    lf_batch_source_free(src);
+    lf_batch_free(&b);
+    lf_shard_close(s);
+    unlink(path);
+    free(sb.tokens);
+    free(sb.doc_start);
+    free(sb.mask);
+    free(sb.tasks);
+}
+
 int main(void) {
+    test_loader_source();
     fd_terms(LF_ARCH_LLAMA, 0);
     fd_terms(LF_ARCH_GPT2, 0);
     fd_terms(LF_ARCH_LLAMA, 1);
