@@ -118,7 +118,9 @@ lf_status lf_hf_read_config(const char *dir, lf_config *c) {
         }
         c->n_kv_head = c->n_head;
         c->head_dim = c->n_head > 0 ? c->d_model / c->n_head : 0;
-        c->d_ff = n_inner > 0 ? n_inner : 4 * c->d_model;
+        /* 4·n_embd in 64 bits: a huge n_embd must be refused by the range check, not wrap */
+        int64_t ff = n_inner > 0 ? n_inner : 4 * (int64_t)c->d_model;
+        c->d_ff = ff > 0 && ff <= INT32_MAX ? (int)ff : -1;
     } else if (strcmp(mt, "llama") == 0) {
         lf_config_defaults(c, LF_ARCH_LLAMA);
         int abias = 0, mbias = 0;

@@ -35,7 +35,7 @@ lf_status lf_llama2c_load(lf_model **out, const char *path) {
     }
     int dim = h[0], hidden = h[1], L = h[2], nh = h[3], nkv = h[4], vocab = h[5], seq = h[6];
     int shared = vocab > 0;
-    if (vocab < 0) vocab = -vocab;
+    if (vocab < 0) vocab = vocab == INT32_MIN ? 0 : -vocab; /* -INT32_MIN does not exist: refused below */
     if (dim <= 0 || hidden <= 0 || L <= 0 || nh <= 0 || nkv <= 0 || vocab <= 0 || seq <= 0 || dim % nh ||
         nh % nkv || dim > 65536 || hidden > (1 << 20) || L > 1024 || vocab > (1 << 24) || seq > (1 << 20) ||
         (dim / nh) % 2) {
