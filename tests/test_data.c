@@ -6,7 +6,10 @@
 #include "lmforge/data.h"
 #include "testutil.h"
 
+#include <jansson.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 static char dir[] = "/tmp/lf_test_data_XXXXXX";
@@ -297,6 +300,144 @@ static void test_builtin(void) {
     printf("builtin kjv: %zu chapters, %.1f MB, %zu tokens\n", s.docs[0] + s.docs[1], s.bytes / 1e6, s.tokens[0] + s.tokens[1]);
 }
 
+static char *read_all(const char *path, size_t *n) { return lf_read_file(path, n); }
+
+/* the shard's documents decoded back to text, EOT removed, concatenated */
+static char *shard_text(lf_tokenizer *tok, const char *path, size_t *len) {
+    lf_shard *sh;
+    if (lf_shard_open(&sh, path, 0) != LF_OK) return NULL;
+    size_t nt = lf_shard_num_tokens(sh), k = 0;
+    int32_t *ids = malloc(sizeof *ids * (nt ? nt : 1));
+    for (size_t i = 0; i < nt; i++)
+        if (lf_shard_token(sh, i) != lf_tokenizer_eos(tok)) ids[k++] = lf_shard_token(sh, i);
+    char *txt = NULL;
+    lf_tokenizer_decode(tok, ids, k, &txt, len);
+    free(ids);
+    lf_shard_close(sh);
+    return txt;
+}
+
+/* issue 8: hostile data inputs */
+static void test_hostile(lf_tokenizer *tok) {
+    lf_prepare_stats s;
+    /* item 10: labels were cut to 255 bytes, so two long labels became one */
+    char *rec = malloc(4000), *l1 = malloc(400);
+    memset(l1, 'L', 300);
+    l1[300] = 0;
+    FILE *f = fopen(path_of("long.jsonl"), "w");
+    for (int i = 0; i < 6; i++) fprintf(f, "{\"text\": \"doc %d\", \"label\": \"%s%c\"}\n", i, l1, "xy"[i % 2]);
+    fclose(f);
+    const char *in[] = {path_of("long.jsonl")};
+    CHECK(run_prepare(in, 1, "long", NULL, 1, 0.0f, &s) == LF_OK && s.n_labels == 2, "300-byte labels: %d labels (%s)", s.n_labels, lf_last_error());
+    size_t ml;
+    char *meta = read_all(path_of("long/meta.json"), &ml);
+    json_t *m = meta ? json_loads(meta, 0, NULL) : NULL;
+    json_t *labels = json_object_get(m, "labels");
+    CHECK(json_array_size(labels) == 2 && json_string_length(json_array_get(labels, 0)) == 301, "meta.json labels are cut");
+    json_decref(m);
+    free(meta);
+    size_t tl;
+    char *txt = shard_text(tok, path_of("long/train.bin"), &tl);
+    CHECK(txt && strstr(txt, "label: LLLL") && strstr(txt, "LLLx") && strstr(txt, "LLLy"), "the answers lost the label ends");
+    free(txt);
+    free(rec);
+    free(l1);
+
+    /* item 13: label interning was a linear search per record: 200,000 labels did not finish in 20 s */
+    f = fopen(path_of("many.jsonl"), "w");
+    for (int i = 0; i < 200000; i++) fprintf(f, "{\"text\": \"d%d\", \"label\": \"label-%d\"}\n", i, i);
+    fclose(f);
+    in[0] = path_of("many.jsonl");
+    double t0 = lf_now();
+    CHECK(run_prepare(in, 1, "many", NULL, 1, 0.05f, &s) == LF_OK && s.n_labels == 200000, "200,000 labels: %s", lf_last_error());
+    double secs = lf_now() - t0;
+    CHECK(secs < 15.0, "200,000 labels took %.1f s (quadratic interning or split?)", secs);
+    printf("200,000 distinct labels prepared in %.2f s\n", secs);
+
+    /* item 11 + 15: sockets, FIFOs and broken or looping links in a folder are skipped with a note
+     * naming them; named on the command line they are refused by name; nothing blocks */
+    mkdir(path_of("odd"), 0755);
+    puts_file("odd/a.txt", "a real document");
+    int sock = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path_of("odd/sock"));
+    int have_sock = sock >= 0 && strlen(path_of("odd/sock")) < sizeof sa.sun_path &&
+                    bind(sock, (struct sockaddr *)&sa, sizeof sa) == 0;
+    int have_fifo = mkfifo(path_of("odd/fifo"), 0600) == 0;
+    CHECK(symlink("no-such-target", path_of("odd/broken")) == 0, "symlink");
+    CHECK(symlink(".", path_of("odd/loop")) == 0, "symlink");
+    in[0] = path_of("odd");
+    CHECK(run_prepare(in, 1, "oddout", NULL, 1, 0.0f, &s) == LF_OK && s.docs[0] == 1, "folder with a socket: %s", lf_last_error());
+    CHECK(s.skipped_files == (size_t)(2 + have_sock + have_fifo), "skipped %zu entries", s.skipped_files);
+    if (have_sock) {
+        in[0] = path_of("odd/sock");
+        CHECK(run_prepare(in, 1, "o", NULL, 1, 0.0f, NULL) == LF_ERR_ARG && strstr(lf_last_error(), "odd/sock: is a socket"),
+              "explicit socket: %s", lf_last_error());
+    }
+    if (have_fifo) {
+        in[0] = path_of("odd/fifo");
+        CHECK(run_prepare(in, 1, "o", NULL, 1, 0.0f, NULL) != LF_OK && strstr(lf_last_error(), "FIFO"), "explicit FIFO: %s", lf_last_error());
+        lf_shard *sh = NULL;
+        CHECK(lf_shard_open(&sh, path_of("odd/fifo"), 0) != LF_OK && strstr(lf_last_error(), "FIFO"), "FIFO shard: %s", lf_last_error());
+    }
+    unlink(path_of("odd/a.txt"));
+    in[0] = path_of("odd");
+    CHECK(run_prepare(in, 1, "o", NULL, 1, 0.0f, NULL) == LF_ERR_NOTFOUND && strstr(lf_last_error(), "sockets"),
+          "folder with only odd entries: %s", lf_last_error());
+    if (sock >= 0) close(sock);
+
+    /* item 4: a tokenizer whose regex matches the empty string lost 99% of a file in prepare */
+    char tj[4400];
+    snprintf(tj, sizeof tj, "%s", path_of("rx/tokenizer.json"));
+    mkdir(path_of("rx"), 0755);
+    LF_ASSERT(lf_tokenizer_save_json(tok, tj) == LF_OK);
+    json_t *j = json_load_file(tj, 0, NULL);
+    LF_ASSERT(j);
+    json_object_set_new(j, "pre_tokenizer",
+                        json_pack("{s:s, s:[{s:s, s:{s:s}, s:s}, {s:s, s:b}]}", "type", "Sequence", "pretokenizers", "type",
+                                  "Split", "pattern", "Regex", "\\p{L}*", "behavior", "Isolated", "type", "ByteLevel", "use_regex", 0));
+    LF_ASSERT(json_dump_file(j, tj, 0) == 0);
+    json_decref(j);
+    const char doc[] = "the quick brown fox jumps over the lazy dog, 12 times.\n\tcaf\xc3\xa9 \xff!";
+    put("fox.txt", doc, sizeof doc - 1);
+    lf_tokenizer *rt;
+    CHECK(lf_tokenizer_load(&rt, tj) == LF_OK, "regex tokenizer: %s", lf_last_error());
+    lf_prepare_opts o = {.tokenizer = tj, .inputs = (const char *[]){path_of("fox.txt")}, .n_inputs = 1,
+                         .output = path_of("foxout"), .val_fraction = 0, .seed = 1, .quiet = 1};
+    CHECK(lf_prepare(&o, &s) == LF_OK, "prepare with an empty-matching regex: %s", lf_last_error());
+    txt = rt ? shard_text(rt, path_of("foxout/train.bin"), &tl) : NULL;
+    CHECK(txt && tl == sizeof doc - 1 && !memcmp(txt, doc, tl), "prepare lost bytes with an empty-matching regex (%zu of %zu)", txt ? tl : 0, sizeof doc - 1);
+    free(txt);
+    lf_tokenizer_free(rt);
+
+    /* shard header siblings: a vocabulary over int32, offsets that wrap around when added */
+    size_t sn;
+    char *sh_bytes = read_all(path_of("long/train.bin"), &sn);
+    LF_ASSERT(sh_bytes && sn > 128);
+    struct {
+        int at;
+        uint64_t v;
+        int width;
+        const char *msg;
+    } bad[] = {{40, 0xF0000000u, 4, "vocabulary size"}, {56, UINT64_MAX - 7, 8, "inconsistent"}, {64, UINT64_MAX - 3, 8, "mask"},
+               {44, 0x80, 4, "flags"}};
+    for (int k = 0; k < 4; k++) {
+        char *b = malloc(sn);
+        memcpy(b, sh_bytes, sn);
+        memcpy(b + bad[k].at, &bad[k].v, (size_t)bad[k].width);
+        uint64_t h = 0xcbf29ce484222325ULL; /* a valid checksum: the header checks must stand alone */
+        for (size_t i = 128; i < sn; i++) h = (h ^ (unsigned char)b[i]) * 0x100000001b3ULL;
+        memcpy(b + 88, &h, 8);
+        put("tampered.bin", b, sn);
+        free(b);
+        lf_shard *sh = NULL;
+        CHECK(lf_shard_open(&sh, path_of("tampered.bin"), 0) != LF_OK && strstr(lf_last_error(), bad[k].msg),
+              "tampered shard %d: %s", k, sh ? "accepted" : lf_last_error());
+        lf_shard_close(sh);
+    }
+    free(sh_bytes);
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: test_data GPT2_TOKENIZER_DIR [--big]\n");
@@ -330,6 +471,7 @@ int main(int argc, char **argv) {
         test_jsonl(tok);
         test_split_and_labels(tok);
         test_bad_inputs(tok);
+        test_hostile(tok);
         test_builtin();
     }
     lf_tokenizer_free(tok);

@@ -6,6 +6,7 @@
 #include "testutil.h"
 
 #include <jansson.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static char shared_dir[4096];
@@ -194,6 +195,185 @@ static void test_training(void) {
     if (system(p)) fprintf(stderr, "warning: cleanup failed\n");
 }
 
+static void write_bytes(const char *path, const void *p, size_t n) {
+    FILE *f = fopen(path, "wb");
+    LF_ASSERT(f);
+    if (n) LF_ASSERT(fwrite(p, 1, n, f) == n);
+    fclose(f);
+}
+
+/* a llama2.c tokenizer.bin: the three controls, the 256 byte pieces, then extra pieces */
+static void write_tokbin(const char *path, const char *const *extra, const size_t *len, int n) {
+    size_t cap = 1 << 20, k = 0;
+    char *b = malloc(cap);
+    int32_t maxlen = 65536;
+    memcpy(b, &maxlen, 4);
+    k = 4;
+    for (int i = 0; i < 3 + 256 + n; i++) {
+        char tmp[8];
+        const char *s = tmp;
+        int32_t l;
+        if (i < 3) s = (const char *[]){"<unk>", "\n<s>\n", "\n</s>\n"}[i], l = (int32_t)strlen(s);
+        else if (i < 259) l = snprintf(tmp, sizeof tmp, "<0x%02X>", i - 3);
+        else s = extra[i - 259], l = (int32_t)len[i - 259];
+        while (k + 8 + (size_t)l > cap) LF_ASSERT((b = realloc(b, cap *= 2)));
+        float score = -(float)i;
+        memcpy(b + k, &score, 4);
+        memcpy(b + k + 4, &l, 4);
+        memcpy(b + k + 8, s, (size_t)l);
+        k += 8 + (size_t)l;
+    }
+    write_bytes(path, b, k);
+    free(b);
+}
+
+/* issue 8: hostile tokenizer files */
+static void test_hostile(void) {
+    char dir[] = "/tmp/lf_test_tokh_XXXXXX", p[4400], corpus[4400];
+    LF_ASSERT(mkdtemp(dir));
+    snprintf(corpus, sizeof corpus, "%s/corpus.txt", dir);
+    FILE *f = fopen(corpus, "w");
+    for (int i = 0; i < 3000; i++) fprintf(f, "%s ", (const char *[]){"the", "quick", "brown", "fox", "jumps", "12", "caf\xc3\xa9"}[lf_hash64(9, 0, (uint64_t)i) % 7]);
+    fclose(f);
+    const char *files[] = {corpus};
+    lf_bpe_train_opts o = {.vocab_size = 300, .quiet = 1};
+    lf_tokenizer *t = NULL;
+    LF_ASSERT(lf_tokenizer_train_bpe(&t, files, 1, &o) == LF_OK);
+    snprintf(p, sizeof p, "%s/base.json", dir);
+    LF_ASSERT(lf_tokenizer_save_json(t, p) == LF_OK);
+    lf_tokenizer_free(t);
+    json_error_t jerr;
+    json_t *base = json_load_file(p, 0, &jerr);
+    LF_ASSERT(base);
+
+    /* item 4: a Split regex that can match the empty string kept only the matches ("the quick
+     * brown fox" came back as "thequickbrownfox"; \b kept nothing but "heuickrownox"). Now every
+     * byte lands in a chunk, as in Hugging Face tokenizers (ids identical to it, checked by hand:
+     * an empty match cuts, the search moves on by one character). */
+    const char *rx[] = {"\\p{L}*", "\\b", "x*", "(?=a)", "a|", "(?:)", "\\s*"};
+    char rnd[3000];
+    for (size_t i = 0; i < sizeof rnd; i++) rnd[i] = (char)(lf_hash64(3, 1, i) & 0xff);
+    for (size_t r = 0; r < sizeof rx / sizeof rx[0]; r++) {
+        json_t *pre = json_pack("{s:s, s:[{s:s, s:{s:s}, s:s, s:b}, {s:s, s:b, s:b}]}", "type", "Sequence", "pretokenizers",
+                                "type", "Split", "pattern", "Regex", rx[r], "behavior", "Isolated", "invert", 0, "type",
+                                "ByteLevel", "add_prefix_space", 0, "use_regex", 0);
+        json_object_set_new(base, "pre_tokenizer", pre);
+        snprintf(p, sizeof p, "%s/rx%zu.json", dir, r);
+        LF_ASSERT(json_dump_file(base, p, 0) == 0);
+        lf_tokenizer *u = NULL;
+        CHECK(lf_tokenizer_load(&u, p) == LF_OK, "regex %s: %s", rx[r], lf_last_error());
+        if (!u) continue;
+        char what[64];
+        snprintf(what, sizeof what, "empty-matching regex %s", rx[r]);
+        roundtrip(u, "the quick brown fox", 19, what);
+        roundtrip(u, "  a  b\n\nc\t 123 ab12 \xc3\xa9t\xc3\xa9 \xe6\x97\xa5 x\xff", 31, what);
+        roundtrip(u, rnd, sizeof rnd, what);
+        lf_tokenizer_free(u);
+    }
+    /* \p{L}* cuts where Hugging Face cuts: words and each space apart */
+    snprintf(p, sizeof p, "%s/rx0.json", dir);
+    lf_tokenizer *u = NULL, *g = NULL;
+    snprintf(corpus, sizeof corpus, "%s/base.json", dir);
+    if (lf_tokenizer_load(&u, p) == LF_OK && lf_tokenizer_load(&g, corpus) == LF_OK) {
+        lf_ids a = {0}, b = {0};
+        lf_tokenizer_encode(u, "the quick", 9, 0, &a);
+        const char *parts[] = {"the", " ", "quick"};
+        for (int k = 0; k < 3; k++) lf_tokenizer_encode(g, parts[k], strlen(parts[k]), 0, &b);
+        CHECK(a.n == b.n && !memcmp(a.ids, b.ids, a.n * 4), "\\p{L}* must cut 'the quick' into the, ' ', quick");
+        lf_ids_free(&a);
+        lf_ids_free(&b);
+    }
+    lf_tokenizer_free(u);
+    lf_tokenizer_free(g);
+    /* behaviors other than Isolated and a second regex are refused by name, not encoded differently */
+    const char *refused[][3] = {{"Removed", "0", "behavior 'Removed'"}, {"MergedWithPrevious", "0", "behavior"},
+                                {"Isolated", "1", "more than one regex"}};
+    for (int k = 0; k < 3; k++) {
+        json_t *pre = json_pack("{s:s, s:[{s:s, s:{s:s}, s:s}, {s:s, s:b}]}", "type", "Sequence", "pretokenizers", "type",
+                                "Split", "pattern", "Regex", "\\p{L}+", "behavior", refused[k][0], "type", "ByteLevel",
+                                "use_regex", refused[k][1][0] == '1');
+        json_object_set_new(base, "pre_tokenizer", pre);
+        snprintf(p, sizeof p, "%s/refused%d.json", dir, k);
+        LF_ASSERT(json_dump_file(base, p, 0) == 0);
+        lf_tokenizer *x = NULL;
+        CHECK(lf_tokenizer_load(&x, p) != LF_OK && strstr(lf_last_error(), refused[k][2]) && strstr(lf_last_error(), p),
+              "Split %s: %s", refused[k][0], x ? "accepted" : lf_last_error());
+        lf_tokenizer_free(x);
+    }
+    json_object_set_new(base, "pre_tokenizer", json_pack("{s:s, s:b}", "type", "ByteLevel", "add_prefix_space", 0));
+
+    /* an added token that takes a byte's id: byte 0x01 used to be encoded as that token, which
+     * decodes to "<evil>"; now the byte has no piece left and the file is refused by name */
+    json_t *added = json_object_get(base, "added_tokens");
+    json_array_append_new(added, json_pack("{s:i, s:s, s:b}", "id", 1, "content", "<evil>", "special", 1));
+    snprintf(p, sizeof p, "%s/added_byte.json", dir);
+    LF_ASSERT(json_dump_file(base, p, 0) == 0);
+    lf_tokenizer *x = NULL;
+    CHECK(lf_tokenizer_load(&x, p) != LF_OK && strstr(lf_last_error(), "byte 0x01"), "added token over a byte: %s",
+          x ? "accepted" : lf_last_error());
+    if (x) roundtrip(x, "a\x01b", 3, "added token over a byte");
+    lf_tokenizer_free(x);
+    json_decref(base);
+
+    /* item 14: sparse ids (6 KB, ids near 16M) used to commit ~743 MB before any check */
+    snprintf(p, sizeof p, "%s/sparse.json", dir);
+    f = fopen(p, "w");
+    fprintf(f, "{\"model\": {\"type\": \"BPE\", \"vocab\": {");
+    for (int i = 0; i < 256; i++) fprintf(f, "\"t%d\": %d, ", i, 16000000 + i);
+    fprintf(f, "\"a\": 0}, \"merges\": []}, \"pre_tokenizer\": {\"type\": \"ByteLevel\"}}");
+    fclose(f);
+    x = NULL;
+    CHECK(lf_tokenizer_load(&x, p) != LF_OK && strstr(lf_last_error(), "sparse") && strstr(lf_last_error(), p),
+          "sparse ids: %s", x ? "accepted" : lf_last_error());
+    lf_tokenizer_free(x);
+
+    /* item 13: merges from a llama2.c tokenizer.bin were O(L^2) per piece: one 65 KB piece took
+     * 4.2 s, a 786 KB file with 12 of them did not finish in 20 s; now linear */
+    size_t big = 65536;
+    char *aa = malloc(12 * big);
+    for (size_t i = 0; i < 12 * big; i++) aa[i] = (char)('a' + (i / big) % 2);
+    const char *extra[30] = {"b"};
+    size_t lens[30] = {1};
+    for (int k = 0; k < 12; k++) { /* runs of a and b of about 65 KB */
+        extra[1 + k] = aa + (size_t)k * big;
+        lens[1 + k] = big - 1 - (size_t)k;
+    }
+    for (int k = 0; k <= 16; k++) { /* a, aa, aaaa, ... a^65536: the longest is reached by merges */
+        extra[13 + k] = aa;
+        lens[13 + k] = (size_t)1 << k;
+    }
+    snprintf(p, sizeof p, "%s/tokenizer.bin", dir);
+    write_tokbin(p, extra, lens, 30);
+    double t0 = lf_now();
+    x = NULL;
+    CHECK(lf_tokenizer_load(&x, p) == LF_OK, "900 KB tokenizer.bin: %s", lf_last_error());
+    double secs = lf_now() - t0;
+    CHECK(secs < 2.0, "900 KB tokenizer.bin with 65 KB pieces loaded in %.2f s (quadratic merge building?)", secs);
+    printf("900 KB llama2.c tokenizer.bin with 65 KB pieces: loaded in %.3f s\n", secs);
+    if (x) {
+        lf_ids ids = {0};
+        lf_tokenizer_encode(x, aa, big, 0, &ids); /* " " + a^65536: the space's byte, then one piece */
+        CHECK(ids.n == 2 && ids.ids[1] == 259 + 13 + 16, "a^65536 encodes to %zu ids, not [<0x20>, a^65536]", ids.n);
+        lf_ids_free(&ids);
+    }
+    lf_tokenizer_free(x);
+    free(aa);
+
+    /* item 15: a FIFO never blocks the loader */
+    snprintf(p, sizeof p, "%s/fifo.json", dir);
+    if (mkfifo(p, 0600) == 0) {
+        x = NULL;
+        CHECK(lf_tokenizer_load(&x, p) != LF_OK && strstr(lf_last_error(), "regular"), "FIFO tokenizer: %s", lf_last_error());
+        lf_tokenizer *y = NULL;
+        char q[4400];
+        snprintf(q, sizeof q, "%s/vocab.bpe", dir);
+        write_bytes(q, "#version: 0.2\n", 14);
+        CHECK(lf_tokenizer_load_gpt2(&y, p, q) != LF_OK, "FIFO encoder.json accepted");
+    }
+    snprintf(p, sizeof p, "rm -rf '%s'", dir);
+    if (system(p)) fprintf(stderr, "warning: cleanup failed\n");
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: test_tokenizer SHARED_DIR\n");
@@ -203,6 +383,7 @@ int main(int argc, char **argv) {
     char p[4400];
     snprintf(p, sizeof p, "%s/fixtures/tokenizer_ref.json", shared_dir);
     test_training();
+    test_hostile();
     if (access(p, R_OK) != 0) {
         printf("skipped: fixture missing (%s): reference-id tests not run\n", p);
         return tu_finish("test_tokenizer");

@@ -87,12 +87,13 @@ lf_status lf_st_open(lf_st **out, const char *path) {
     lf_st *st = calloc(1, sizeof *st);
     if (!st) return LF_ERR_NOMEM;
     st->path = strdup(path);
-    int fd = open(path, O_RDONLY);
+    if (!st->path) FAIL(LF_ERR_NOMEM, "out of memory");
+    int fd = open(path, O_RDONLY | O_NONBLOCK); /* a FIFO must not block: refused just below */
     if (fd < 0) FAIL(LF_ERR_IO, "cannot open (%s)", strerror(errno));
     struct stat sb;
     if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
         close(fd);
-        FAIL(LF_ERR_IO, "not a regular file");
+        FAIL(LF_ERR_IO, "not a regular file (a folder, FIFO, socket or device)");
     }
     st->size = (size_t)sb.st_size;
     if (st->size < 8) {

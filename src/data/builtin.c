@@ -136,7 +136,8 @@ static lf_status fortunes(doc_list *out) {
     /* drop fortunes that appear under more than one label (ambiguous), keep one copy of repeats */
     qsort(f, n, sizeof *f, cmp_fortune);
     int labels[N_FORTUNE_LABELS];
-    for (int l = 0; l < N_FORTUNE_LABELS; l++) labels[l] = lf_docs_intern(&out->labels, &out->n_labels, fortune_labels[l]);
+    for (int l = 0; l < N_FORTUNE_LABELS && !st; l++)
+        if ((labels[l] = lf_docs_intern(&out->labels, fortune_labels[l])) < 0) st = LF_ERR_NOMEM;
     for (size_t i = 0; i < n && !st;) {
         size_t j = i + 1;
         int multi = 0;

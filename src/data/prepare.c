@@ -32,23 +32,65 @@ lf_status lf_docs_push(doc_list *l, char *text, size_t len, size_t prompt_len, i
     return LF_OK;
 }
 
-int lf_docs_intern(char ***names, int *n, const char *s) {
-    for (int i = 0; i < *n; i++)
-        if (!strcmp((*names)[i], s)) return i;
-    char **nn = realloc(*names, sizeof *nn * (size_t)(*n + 1));
-    if (!nn) return -1;
-    *names = nn;
-    nn[*n] = strdup(s);
-    return nn[*n] ? (*n)++ : -1;
+static size_t name_hash(const char *s) { return (size_t)lf_fnv1a(s, strlen(s)); }
+
+int lf_docs_intern(lf_names *t, const char *s) {
+    if ((size_t)t->n * 2 + 2 > t->mask + 1 || !t->slot) { /* grow the index (load <= 1/2) */
+        size_t cap = t->slot ? (t->mask + 1) * 2 : 64;
+        uint32_t *slot = calloc(cap, sizeof *slot);
+        if (!slot) {
+            lf_set_error("out of memory interning %d names", t->n);
+            return -1;
+        }
+        for (int i = 0; i < t->n; i++) {
+            size_t h = name_hash(t->name[i]) & (cap - 1);
+            while (slot[h]) h = (h + 1) & (cap - 1);
+            slot[h] = (uint32_t)i + 1;
+        }
+        free(t->slot);
+        t->slot = slot;
+        t->mask = cap - 1;
+    }
+    size_t h = name_hash(s) & t->mask;
+    while (t->slot[h]) {
+        int i = (int)t->slot[h] - 1;
+        if (!strcmp(t->name[i], s)) return i;
+        h = (h + 1) & t->mask;
+    }
+    if (t->n == INT32_MAX - 1) {
+        lf_set_error("more than %d distinct names", t->n);
+        return -1;
+    }
+    if (t->n == t->cap) {
+        int nc = t->cap ? (t->cap > INT32_MAX / 2 ? INT32_MAX - 1 : t->cap * 2) : 16;
+        char **nn = realloc(t->name, sizeof *nn * (size_t)nc);
+        if (!nn) {
+            lf_set_error("out of memory interning %d names", t->n);
+            return -1;
+        }
+        t->name = nn;
+        t->cap = nc;
+    }
+    if (!(t->name[t->n] = strdup(s))) {
+        lf_set_error("out of memory interning %d names", t->n);
+        return -1;
+    }
+    t->slot[h] = (uint32_t)t->n + 1;
+    return t->n++;
+}
+
+void lf_names_free(lf_names *t) {
+    for (int i = 0; i < t->n; i++) free(t->name[i]);
+    free(t->name);
+    free(t->slot);
+    memset(t, 0, sizeof *t);
 }
 
 void lf_docs_free(doc_list *l) {
     for (size_t i = 0; i < l->n; i++) free(l->d[i].text);
     free(l->d);
-    for (int i = 0; i < l->n_labels; i++) free(l->labels[i]);
-    for (int i = 0; i < l->n_tasks; i++) free(l->tasks[i]);
-    free(l->labels);
-    free(l->tasks);
+    lf_names_free(&l->labels);
+    lf_names_free(&l->tasks);
     memset(l, 0, sizeof *l);
 }
 
@@ -59,20 +101,107 @@ typedef struct {
     doc_list *docs;
     size_t skipped;
     char **paths; /* interned source paths for messages */
-    size_t npaths;
+    size_t npaths, cap_paths;
+    struct stat *dirs; /* the folders being walked (device + inode), to catch symbolic-link loops */
+    int ndirs, cap_dirs;
 } gather_ctx;
 
 static const char *keep_path(gather_ctx *g, const char *p) {
-    char **np = realloc(g->paths, sizeof *np * (g->npaths + 1));
-    if (!np) return p;
-    g->paths = np;
-    np[g->npaths] = strdup(p);
-    return np[g->npaths] ? np[g->npaths++] : p;
+    if (g->npaths == g->cap_paths) {
+        size_t nc = g->cap_paths ? g->cap_paths * 2 : 64;
+        char **np = realloc(g->paths, sizeof *np * nc);
+        if (!np) return p;
+        g->paths = np;
+        g->cap_paths = nc;
+    }
+    g->paths[g->npaths] = strdup(p);
+    return g->paths[g->npaths] ? g->paths[g->npaths++] : p;
 }
 
 static int ends_with(const char *s, const char *suf) {
     size_t a = strlen(s), b = strlen(suf);
     return a >= b && strcmp(s + a - b, suf) == 0;
+}
+
+/* a JSON string's value as a name: no NUL inside (jansson refuses \u0000 unless asked; checked anyway) */
+static const char *name_value(json_t *v) {
+    const char *s = json_string_value(v);
+    return s && strlen(s) == json_string_length(v) ? s : NULL;
+}
+
+lf_status lf_jsonl_record(doc_list *docs, const char *line, size_t len, char **text_out, size_t *text_len,
+                          size_t *prompt_len, int *task_out, int *label_out) {
+    *text_out = NULL;
+    json_error_t jerr;
+    json_t *r = json_loadb(line, len, 0, &jerr);
+#define REC_FAIL(...)                                                                              \
+    do {                                                                                           \
+        lf_set_error(__VA_ARGS__);                                                                 \
+        json_decref(r);                                                                            \
+        return LF_ERR_FORMAT;                                                                      \
+    } while (0)
+    if (!r) REC_FAIL("invalid JSON at column %d: %s", jerr.column, jerr.text);
+    if (!json_is_object(r)) REC_FAIL("each line must be a JSON object");
+    json_t *text = json_object_get(r, "text"), *prompt = json_object_get(r, "prompt"),
+           *comp = json_object_get(r, "completion"), *label = json_object_get(r, "label"),
+           *task = json_object_get(r, "task");
+    int task_id = 0;
+    if (task) {
+        if (!json_is_string(task)) REC_FAIL("\"task\" must be a string");
+        if (!name_value(task)) REC_FAIL("\"task\" contains a NUL character");
+        task_id = lf_docs_intern(&docs->tasks, name_value(task));
+        if (task_id < 0) {
+            json_decref(r);
+            return LF_ERR_NOMEM;
+        }
+        if (task_id > 65535) REC_FAIL("more than 65536 tasks");
+    }
+    char *t;
+    size_t tl, pl = 0;
+    int lab = -1;
+    if (text) {
+        if (!json_is_string(text)) REC_FAIL("\"text\" must be a string, got %s", json_is_null(text) ? "null" : "another type");
+        if (prompt || comp) REC_FAIL("a record has either \"text\" or \"prompt\"+\"completion\", not both");
+        if (label) { /* any length: a label is never cut (two long labels must not become one) */
+            char num[32];
+            const char *lb = num;
+            if (json_is_string(label)) {
+                if (!(lb = name_value(label))) REC_FAIL("\"label\" contains a NUL character");
+            } else if (json_is_integer(label)) snprintf(num, sizeof num, "%lld", (long long)json_integer_value(label));
+            else REC_FAIL("\"label\" must be a string or an integer");
+            if (!lb[0]) REC_FAIL("\"label\" is empty");
+            lab = lf_docs_intern(&docs->labels, lb);
+            if (lab < 0) {
+                json_decref(r);
+                return LF_ERR_NOMEM;
+            }
+        }
+        tl = json_string_length(text);
+        t = malloc(tl + 1);
+        if (!t) REC_FAIL("out of memory");
+        memcpy(t, json_string_value(text), tl);
+    } else if (prompt || comp) {
+        if (!json_is_string(prompt)) REC_FAIL("\"prompt\" must be a string (missing or mistyped)");
+        if (!json_is_string(comp)) REC_FAIL("\"completion\" must be a string (missing or mistyped)");
+        if (label) REC_FAIL("\"label\" goes with \"text\", not with prompt/completion");
+        pl = json_string_length(prompt);
+        tl = pl + json_string_length(comp);
+        t = malloc(tl + 1);
+        if (!t) REC_FAIL("out of memory");
+        memcpy(t, json_string_value(prompt), pl);
+        memcpy(t + pl, json_string_value(comp), tl - pl);
+    } else {
+        REC_FAIL("record has no \"text\" and no \"prompt\"/\"completion\" field");
+    }
+#undef REC_FAIL
+    t[tl] = 0;
+    json_decref(r);
+    *text_out = t;
+    *text_len = tl;
+    *prompt_len = pl;
+    *task_out = task_id;
+    *label_out = lab;
+    return LF_OK;
 }
 
 static lf_status jsonl_records(gather_ctx *g, const char *path, char *buf, size_t len) {
@@ -87,61 +216,21 @@ static lf_status jsonl_records(gather_ctx *g, const char *path, char *buf, size_
         while (a < b && (buf[a] == ' ' || buf[a] == '\t' || buf[a] == '\r')) a++;
         while (b > a && (buf[b - 1] == ' ' || buf[b - 1] == '\t' || buf[b - 1] == '\r')) b--;
         if (a == b) continue;
-        json_error_t jerr;
-        json_t *r = json_loadb(buf + a, b - a, 0, &jerr);
-#define REC_FAIL(...)                                                                              \
-    do {                                                                                           \
-        char m_[400];                                                                              \
-        snprintf(m_, sizeof m_, __VA_ARGS__);                                                      \
-        lf_set_error("%s:%zu: %s", path, line, m_);                                                \
-        json_decref(r);                                                                            \
-        return LF_ERR_FORMAT;                                                                      \
-    } while (0)
-        if (!r) REC_FAIL("invalid JSON at column %d: %s", jerr.column, jerr.text);
-        if (!json_is_object(r)) REC_FAIL("each line must be a JSON object");
-        json_t *text = json_object_get(r, "text"), *prompt = json_object_get(r, "prompt"),
-               *comp = json_object_get(r, "completion"), *label = json_object_get(r, "label"),
-               *task = json_object_get(r, "task");
-        int task_id = 0;
-        if (task) {
-            if (!json_is_string(task)) REC_FAIL("\"task\" must be a string");
-            task_id = lf_docs_intern(&g->docs->tasks, &g->docs->n_tasks, json_string_value(task));
-            if (task_id > 65535) REC_FAIL("more than 65536 tasks");
-        }
         char *t;
-        size_t tl, pl = 0;
-        int lab = -1;
-        if (text) {
-            if (!json_is_string(text)) REC_FAIL("\"text\" must be a string, got %s", json_is_null(text) ? "null" : "another type");
-            if (prompt || comp) REC_FAIL("a record has either \"text\" or \"prompt\"+\"completion\", not both");
-            if (label) {
-                char lb[256];
-                if (json_is_string(label)) snprintf(lb, sizeof lb, "%s", json_string_value(label));
-                else if (json_is_integer(label)) snprintf(lb, sizeof lb, "%lld", (long long)json_integer_value(label));
-                else REC_FAIL("\"label\" must be a string or an integer");
-                if (!lb[0]) REC_FAIL("\"label\" is empty");
-                lab = lf_docs_intern(&g->docs->labels, &g->docs->n_labels, lb);
+        size_t tl, pl;
+        int task, lab;
+        lf_status st = lf_jsonl_record(g->docs, buf + a, b - a, &t, &tl, &pl, &task, &lab);
+        if (st) {
+            size_t n = strlen(lf_last_error()) + 1;
+            char *m = malloc(n);
+            if (m) {
+                memcpy(m, lf_last_error(), n);
+                lf_set_error("%s:%zu: %s", path, line, m);
+                free(m);
             }
-            tl = json_string_length(text);
-            t = malloc(tl + 1);
-            if (!t) REC_FAIL("out of memory");
-            memcpy(t, json_string_value(text), tl);
-        } else if (prompt || comp) {
-            if (!json_is_string(prompt)) REC_FAIL("\"prompt\" must be a string (missing or mistyped)");
-            if (!json_is_string(comp)) REC_FAIL("\"completion\" must be a string (missing or mistyped)");
-            if (label) REC_FAIL("\"label\" goes with \"text\", not with prompt/completion");
-            pl = json_string_length(prompt);
-            tl = pl + json_string_length(comp);
-            t = malloc(tl + 1);
-            if (!t) REC_FAIL("out of memory");
-            memcpy(t, json_string_value(prompt), pl);
-            memcpy(t + pl, json_string_value(comp), tl - pl);
-        } else {
-            REC_FAIL("record has no \"text\" and no \"prompt\"/\"completion\" field");
+            return st;
         }
-#undef REC_FAIL
-        json_decref(r);
-        lf_status st = lf_docs_push(g->docs, t, tl, pl, task_id, lab, src);
+        st = lf_docs_push(g->docs, t, tl, pl, task, lab, src);
         if (st) return st;
         found++;
     }
@@ -152,10 +241,15 @@ static lf_status jsonl_records(gather_ctx *g, const char *path, char *buf, size_
     return LF_OK;
 }
 
+static void skip_note(gather_ctx *g, const char *path, const char *why) {
+    if (!g->o->quiet) fprintf(stderr, "lmforge prepare: skipping %s: %s\n", path, why);
+    g->skipped++;
+}
+
 /* explicit: the user named this file (errors) rather than a folder holding it (skip + note) */
 static lf_status add_file(gather_ctx *g, const char *path, int explicit_file) {
     size_t len;
-    char *buf = lf_read_file(path, &len);
+    char *buf = lf_read_file(path, &len); /* never blocks: a FIFO swapped in since the stat is refused */
     if (!buf) return LF_ERR_IO;
     const char *why = NULL;
     if (len == 0) why = "empty";
@@ -166,8 +260,7 @@ static lf_status add_file(gather_ctx *g, const char *path, int explicit_file) {
             lf_set_error("%s: file is %s; give text, or JSONL with a .jsonl extension", path, why);
             return LF_ERR_FORMAT;
         }
-        if (!g->o->quiet) fprintf(stderr, "lmforge prepare: skipping %s: %s\n", path, why);
-        g->skipped++;
+        skip_note(g, path, why);
         return LF_OK;
     }
     if (ends_with(path, ".jsonl")) {
@@ -201,39 +294,74 @@ static lf_status add_file(gather_ctx *g, const char *path, int explicit_file) {
     return st;
 }
 
+static const char *kind_name(mode_t m) {
+    return S_ISFIFO(m) ? "a FIFO" : S_ISSOCK(m) ? "a socket" : S_ISCHR(m) ? "a character device"
+         : S_ISBLK(m) ? "a block device" : "not a regular file";
+}
+
+/* top: named on the command line (problems are errors); inside a folder, what is not a readable
+ * regular file or folder is skipped with a one-line note naming it */
 static lf_status add_path(gather_ctx *g, const char *path, int top) {
     struct stat sb;
     if (stat(path, &sb) != 0) {
-        lf_set_error("%s: %s", path, strerror(errno));
+        int err = errno;
+        if (!top && lstat(path, &sb) == 0 && S_ISLNK(sb.st_mode)) { /* dangling or looping symbolic link */
+            skip_note(g, path, err == ELOOP ? "symbolic link loop" : "broken symbolic link");
+            return LF_OK;
+        }
+        lf_set_error("%s: %s", path, strerror(err));
         return LF_ERR_IO;
     }
     if (S_ISREG(sb.st_mode)) return add_file(g, path, top);
-    if (!S_ISDIR(sb.st_mode)) {
+    if (!S_ISDIR(sb.st_mode)) { /* sockets, FIFOs, devices: reading them could block or never end */
         if (top) {
-            lf_set_error("%s: not a regular file or folder", path);
+            lf_set_error("%s: is %s; give text files, folders or .jsonl files", path, kind_name(sb.st_mode));
             return LF_ERR_ARG;
         }
+        skip_note(g, path, kind_name(sb.st_mode));
         return LF_OK;
     }
+    for (int i = 0; i < g->ndirs; i++)
+        if (g->dirs[i].st_dev == sb.st_dev && g->dirs[i].st_ino == sb.st_ino) { /* a link back up the tree */
+            if (top) return LF_OK; /* the same folder named twice, or a folder and its parent: read once */
+            skip_note(g, path, "symbolic link loop (a folder that holds itself)");
+            return LF_OK;
+        }
+    if (g->ndirs == g->cap_dirs) {
+        int nc = g->cap_dirs ? g->cap_dirs * 2 : 16;
+        struct stat *nd = realloc(g->dirs, sizeof *nd * (size_t)nc);
+        if (!nd) return LF_ERR_NOMEM;
+        g->dirs = nd;
+        g->cap_dirs = nc;
+    }
+    g->dirs[g->ndirs++] = sb;
     struct dirent **ents;
     int n = scandir(path, &ents, NULL, alphasort); /* sorted: the same documents in the same order */
     if (n < 0) {
+        g->ndirs--;
         lf_set_error("%s: cannot list folder (%s)", path, strerror(errno));
         return LF_ERR_IO;
     }
-    size_t before = g->docs->n;
+    size_t before = g->docs->n, skipped_before = g->skipped;
     lf_status st = LF_OK;
     for (int i = 0; i < n; i++) {
         if (!st && ents[i]->d_name[0] != '.') {
-            char child[4096];
-            snprintf(child, sizeof child, "%s/%s", path, ents[i]->d_name);
-            st = add_path(g, child, 0);
+            size_t cl = strlen(path) + strlen(ents[i]->d_name) + 2;
+            char *child = malloc(cl); /* any depth: never a cut path */
+            if (!child) st = LF_ERR_NOMEM;
+            else {
+                snprintf(child, cl, "%s/%s", path, ents[i]->d_name);
+                st = add_path(g, child, 0);
+                free(child);
+            }
         }
         free(ents[i]);
     }
     free(ents);
+    g->ndirs--;
     if (!st && top && g->docs->n == before) {
-        lf_set_error("%s: folder has no readable text files (hidden, empty and binary files are skipped)", path);
+        lf_set_error("%s: folder has no readable text files (hidden, empty and binary files, sockets, FIFOs and "
+                     "devices are skipped%s)", path, g->skipped > skipped_before ? "; see the notes above" : "");
         return LF_ERR_NOTFOUND;
     }
     return st;
@@ -242,33 +370,35 @@ static lf_status add_path(gather_ctx *g, const char *path, int top) {
 /* ---------------------------------------------------------------- split */
 
 typedef struct {
+    int64_t group; /* label, -1 for unlabelled documents among labelled ones; 0 without labels */
     uint64_t h;
     size_t i;
 } keyed;
 
 static int cmp_keyed(const void *a, const void *b) {
     const keyed *x = a, *y = b;
+    if (x->group != y->group) return x->group < y->group ? -1 : 1;
     return x->h < y->h ? -1 : x->h > y->h ? 1 : (x->i < y->i ? -1 : x->i > y->i);
 }
 
 /* is_val[i] = 1 for validation documents. Keyed by content, so the split does not depend on the
- * order of the inputs; labelled data is split per label (stratified). */
+ * order of the inputs; labelled data is split per label (stratified). One sort by (label, key):
+ * O(n log n) however many labels there are. */
 static lf_status split_docs(const doc_list *l, float frac, uint64_t seed, uint8_t *is_val) {
     keyed *k = malloc(sizeof *k * (l->n ? l->n : 1));
     if (!k) return LF_ERR_NOMEM;
-    int groups = l->n_labels > 0 ? l->n_labels : 1;
-    for (int g = -1; g < groups; g++) {
-        size_t m = 0;
-        for (size_t i = 0; i < l->n; i++) {
-            int lab = l->n_labels > 0 ? l->d[i].label : 0;
-            if (lab == g || (g == -1 && lab < 0 && l->n_labels > 0)) k[m++] = (keyed){lf_hash64(seed, lf_fnv1a(l->d[i].text, l->d[i].len), 0), i};
-        }
-        if (g == -1 && l->n_labels == 0) continue;
-        qsort(k, m, sizeof *k, cmp_keyed);
+    for (size_t i = 0; i < l->n; i++)
+        k[i] = (keyed){l->labels.n > 0 ? l->d[i].label : 0, lf_hash64(seed, lf_fnv1a(l->d[i].text, l->d[i].len), 0), i};
+    qsort(k, l->n, sizeof *k, cmp_keyed);
+    for (size_t a = 0; a < l->n;) {
+        size_t b = a + 1;
+        while (b < l->n && k[b].group == k[a].group) b++;
+        size_t m = b - a;
         size_t nv = (size_t)((double)frac * (double)m + 0.5);
         if (frac > 0 && nv == 0 && m >= 2) nv = 1;
         if (nv >= m && m > 0) nv = m - 1; /* keep at least one training document */
-        for (size_t j = 0; j < m; j++) is_val[k[j].i] = j < nv;
+        for (size_t j = 0; j < m; j++) is_val[k[a + j].i] = j < nv;
+        a = b;
     }
     free(k);
     return LF_OK;
@@ -300,7 +430,7 @@ static lf_status tokenize_doc(lf_tok_encoder *e, const lf_tokenizer *t, const do
     if (lf_tokenizer_bos(t) >= 0 && lf_tokenizer_kind(t) == LF_TOK_SENTENCEPIECE) st = lf_ids_push(&ids, lf_tokenizer_bos(t));
     size_t prompt = 0;
     if (!st && d->label >= 0) { /* classification: "<text>\nlabel:" is the prompt, " <label>" the answer */
-        const char *lab = l->labels[d->label];
+        const char *lab = l->labels.name[d->label];
         char *p = malloc(d->len + 8);
         if (!p) st = LF_ERR_NOMEM;
         else {
@@ -310,9 +440,15 @@ static lf_status tokenize_doc(lf_tok_encoder *e, const lf_tokenizer *t, const do
             free(p);
         }
         prompt = ids.n;
-        char ans[300];
-        snprintf(ans, sizeof ans, " %s", lab);
-        if (!st) st = lf_tok_encode(e, ans, strlen(ans), LF_ENC_CONTINUE, &ids);
+        size_t ll = strlen(lab);
+        char *ans = st ? NULL : malloc(ll + 2); /* the whole label, however long */
+        if (!st && !ans) st = LF_ERR_NOMEM;
+        if (!st) {
+            ans[0] = ' ';
+            memcpy(ans + 1, lab, ll + 1);
+            st = lf_tok_encode(e, ans, ll + 1, LF_ENC_CONTINUE, &ids);
+        }
+        free(ans);
     } else if (!st && d->prompt_len > 0) {
         st = lf_tok_encode(e, d->text, d->prompt_len, 0, &ids);
         prompt = ids.n;
@@ -322,6 +458,13 @@ static lf_status tokenize_doc(lf_tok_encoder *e, const lf_tokenizer *t, const do
         prompt = lf_tokenizer_kind(t) == LF_TOK_SENTENCEPIECE && lf_tokenizer_bos(t) >= 0; /* BOS is never a target */
     }
     if (!st && lf_tokenizer_eos(t) >= 0) st = lf_ids_push(&ids, lf_tokenizer_eos(t));
+    if (ids.n && ids.cap > ids.n + ids.n / 4) { /* many small documents: keep what they hold, not 1 KB each */
+        int32_t *p = realloc(ids.ids, ids.n * sizeof *p);
+        if (p) {
+            ids.ids = p;
+            ids.cap = ids.n;
+        }
+    }
     out->ids = ids;
     out->n_prompt = prompt;
     out->st = st;
@@ -363,7 +506,7 @@ static lf_status builder_append(shard_builder *b, const doc_ids *di, int task, i
 
 static lf_status write_text_only(const lf_prepare_opts *o, const doc_list *l) {
     char path[4200];
-    int jsonl = l->n_labels > 0;
+    int jsonl = l->labels.n > 0;
     snprintf(path, sizeof path, "%s/%s.%s", o->output, o->builtin ? o->builtin : "corpus", jsonl ? "jsonl" : "txt");
     size_t cap = 1 << 20, n = 0;
     char *buf = malloc(cap);
@@ -372,7 +515,7 @@ static lf_status write_text_only(const lf_prepare_opts *o, const doc_list *l) {
         if (jsonl) {
             json_t *r = json_object();
             json_object_set_new(r, "text", json_stringn(l->d[i].text, l->d[i].len));
-            json_object_set_new(r, "label", json_string(l->labels[l->d[i].label]));
+            json_object_set_new(r, "label", json_string(l->labels.name[l->d[i].label]));
             piece = json_dumps(r, JSON_COMPACT | JSON_PRESERVE_ORDER);
             json_decref(r);
         } else {
@@ -416,6 +559,10 @@ lf_status lf_prepare(const lf_prepare_opts *o, lf_prepare_stats *stats) {
         lf_set_error("prepare: an output folder is required");
         return LF_ERR_ARG;
     }
+    if (strlen(o->output) + 64 > 4200) { /* the file names built below would be cut */
+        lf_set_error("prepare: output folder path too long (%zu bytes)", strlen(o->output));
+        return LF_ERR_ARG;
+    }
     if (!(o->val_fraction >= 0.0f && o->val_fraction < 1.0f)) {
         lf_set_error("prepare: --val-fraction %g must be in [0, 1)", o->val_fraction);
         return LF_ERR_ARG;
@@ -425,7 +572,7 @@ lf_status lf_prepare(const lf_prepare_opts *o, lf_prepare_stats *stats) {
         return LF_ERR_IO;
     }
     doc_list docs = {0};
-    gather_ctx g = {o, &docs, 0, NULL, 0};
+    gather_ctx g = {.o = o, .docs = &docs};
     lf_status st = LF_OK;
     if (o->builtin) st = lf_builtin_docs(o->builtin, &docs);
     for (int i = 0; i < o->n_inputs && !st; i++) st = add_path(&g, o->inputs[i], 1);
@@ -453,7 +600,7 @@ lf_status lf_prepare(const lf_prepare_opts *o, lf_prepare_stats *stats) {
         if (!is_val || !di) st = LF_ERR_NOMEM;
     }
     if (!st) st = split_docs(&docs, o->val_fraction, o->seed, is_val);
-    int need_mask = docs.n_labels > 0;
+    int need_mask = docs.labels.n > 0;
     for (size_t i = 0; i < docs.n; i++) {
         need_mask |= docs.d[i].prompt_len > 0;
         stats->bytes += docs.d[i].len;
@@ -490,7 +637,7 @@ lf_status lf_prepare(const lf_prepare_opts *o, lf_prepare_stats *stats) {
     }
     for (size_t i = 0; i < docs.n && !st; i++) { /* documents keep their input order within each split */
         int v = is_val[i];
-        sb[v].has_tasks = docs.n_tasks > 0;
+        sb[v].has_tasks = docs.tasks.n > 0;
         st = builder_append(&sb[v], &di[i], docs.d[i].task, need_mask);
         stats->docs[v]++;
         stats->tokens[v] += di[i].ids.n;
@@ -518,10 +665,10 @@ lf_status lf_prepare(const lf_prepare_opts *o, lf_prepare_stats *stats) {
         json_object_set_new(m, "tokenizer", json_string(o->tokenizer));
         json_object_set_new(m, "tokenizer_fingerprint", json_string(fp));
         json_object_set_new(m, "vocab_size", json_integer(lf_tokenizer_vocab_size(tok)));
-        json_object_set_new(m, "kind", json_string(docs.n_labels ? "classification" : need_mask ? "prompt-completion" : "text"));
-        if (docs.n_labels) json_object_set_new(m, "verbalizer", json_string("{text}\nlabel: {label}"));
-        for (int i = 0; i < docs.n_labels; i++) json_array_append_new(labels, json_string(docs.labels[i]));
-        for (int i = 0; i < docs.n_tasks; i++) json_array_append_new(tasks, json_string(docs.tasks[i]));
+        json_object_set_new(m, "kind", json_string(docs.labels.n ? "classification" : need_mask ? "prompt-completion" : "text"));
+        if (docs.labels.n) json_object_set_new(m, "verbalizer", json_string("{text}\nlabel: {label}"));
+        for (int i = 0; i < docs.labels.n; i++) json_array_append_new(labels, json_string(docs.labels.name[i]));
+        for (int i = 0; i < docs.tasks.n; i++) json_array_append_new(tasks, json_string(docs.tasks.name[i]));
         json_object_set_new(m, "labels", labels);
         json_object_set_new(m, "tasks", tasks);
         json_object_set_new(m, "val_fraction", json_real(round(o->val_fraction * 1e6) / 1e6));
@@ -538,8 +685,8 @@ lf_status lf_prepare(const lf_prepare_opts *o, lf_prepare_stats *stats) {
         st = s ? lf_write_file_atomic(path, s, strlen(s)) : LF_ERR_NOMEM;
         free(s);
     }
-    stats->n_labels = docs.n_labels;
-    stats->n_tasks = docs.n_tasks;
+    stats->n_labels = docs.labels.n;
+    stats->n_tasks = docs.tasks.n;
     for (size_t i = 0; di && i < docs.n; i++) lf_ids_free(&di[i].ids);
     free(di);
     free(is_val);
@@ -554,6 +701,7 @@ done:
     stats->seconds = lf_now() - t0;
     for (size_t i = 0; i < g.npaths; i++) free(g.paths[i]);
     free(g.paths);
+    free(g.dirs);
     lf_tokenizer_free(tok);
     lf_docs_free(&docs);
     return st;

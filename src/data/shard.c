@@ -22,7 +22,7 @@ struct lf_shard {
     const unsigned char *tok;
     const uint64_t *docs;
     const uint8_t *mask;
-    const uint16_t *tasks;
+    const unsigned char *tasks; /* u16 each, not necessarily aligned */
 };
 
 static void put32(unsigned char *p, uint32_t v) { memcpy(p, &v, 4); }
@@ -90,18 +90,24 @@ lf_status lf_shard_open(lf_shard **out, const char *path, uint64_t expect_fp) {
     lf_shard *s = calloc(1, sizeof *s);
     if (!s) return LF_ERR_NOMEM;
     s->path = strdup(path);
-    if (lf_check_regular(path)) {
+    lf_status st = s->path ? lf_check_regular(path) : LF_ERR_NOMEM;
+    if (st) {
         lf_shard_close(s);
-        return LF_ERR_IO;
+        return st;
     }
-    int fd = open(path, O_RDONLY);
+    int fd = open(path, O_RDONLY | O_NONBLOCK); /* a FIFO swapped in since the check must not block */
     if (fd < 0) {
         lf_set_error("%s: cannot open (%s)", path, strerror(errno));
         lf_shard_close(s);
         return LF_ERR_IO;
     }
     struct stat sb;
-    fstat(fd, &sb);
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        close(fd);
+        lf_set_error("%s: not a regular file", path);
+        lf_shard_close(s);
+        return LF_ERR_IO;
+    }
     s->size = (size_t)sb.st_size;
     if (s->size < HDR) {
         close(fd);
@@ -125,18 +131,23 @@ lf_status lf_shard_open(lf_shard **out, const char *path, uint64_t expect_fp) {
     uint64_t ot = get64(h + 48), od = get64(h + 56), om = get64(h + 64), ok = get64(h + 72), size = get64(h + 80);
     if (size != s->size) BAD("header says %llu bytes, file has %zu (truncated or appended to)", (unsigned long long)size, s->size);
     if (s->tbytes != 2 && s->tbytes != 4) BAD("token size %u is neither 2 nor 4", s->tbytes);
-    if (s->ntok > s->size || s->ndocs > s->size || ot != HDR || ot + s->ntok * s->tbytes > od || od % 8 ||
-        od + (s->ndocs + 1) * 8 > s->size)
+    if (s->vocab == 0 || s->vocab > INT32_MAX) BAD("vocabulary size %u is out of range", s->vocab); /* ids are int32 */
+    /* every offset is compared with the size before anything is added to it: no sum can wrap */
+    uint64_t fsz = s->size;
+    if (s->ntok > fsz || s->ndocs > fsz || ot != HDR || od > fsz || od % 8 || ot + s->ntok * s->tbytes > od ||
+        (s->ndocs + 1) * 8 > fsz - od)
         BAD("section offsets are inconsistent with the header");
-    if ((s->flags & LF_SHARD_MASK) && (om < od + (s->ndocs + 1) * 8 || om + s->ntok > s->size)) BAD("mask section out of range");
-    if ((s->flags & LF_SHARD_TASKS) && (ok + s->ndocs * 2 > s->size || ok < od)) BAD("task section out of range");
+    uint64_t docs_end = od + (s->ndocs + 1) * 8;
+    if ((s->flags & LF_SHARD_MASK) && (om > fsz || om < docs_end || s->ntok > fsz - om)) BAD("mask section out of range");
+    if ((s->flags & LF_SHARD_TASKS) && (ok > fsz || ok < docs_end || s->ndocs * 2 > fsz - ok)) BAD("task section out of range");
+    if (s->flags & ~(uint32_t)(LF_SHARD_MASK | LF_SHARD_TASKS)) BAD("unknown flags 0x%x", s->flags);
     uint64_t sum = 0xcbf29ce484222325ULL;
     for (size_t i = HDR; i < s->size; i++) sum = (sum ^ s->map[i]) * 0x100000001b3ULL;
     if (sum != get64(h + 88)) BAD("checksum mismatch: the file is corrupted");
     s->tok = s->map + ot;
     s->docs = (const uint64_t *)(s->map + od);
     s->mask = (s->flags & LF_SHARD_MASK) ? s->map + om : NULL;
-    s->tasks = (s->flags & LF_SHARD_TASKS) ? (const uint16_t *)(s->map + ok) : NULL;
+    s->tasks = (s->flags & LF_SHARD_TASKS) ? s->map + ok : NULL;
     for (uint64_t d = 0; d <= s->ndocs; d++)
         if (s->docs[d] > s->ntok || (d && s->docs[d] < s->docs[d - 1])) BAD("document table is not increasing");
     for (uint64_t i = 0; i < s->ntok; i++)
@@ -162,7 +173,12 @@ size_t lf_shard_num_docs(const lf_shard *s) { return s->ndocs; }
 uint32_t lf_shard_vocab_size(const lf_shard *s) { return s->vocab; }
 uint64_t lf_shard_fingerprint(const lf_shard *s) { return s->fp; }
 size_t lf_shard_doc_start(const lf_shard *s, size_t d) { return d <= s->ndocs ? s->docs[d] : s->ntok; }
-int lf_shard_doc_task(const lf_shard *s, size_t d) { return s->tasks && d < s->ndocs ? s->tasks[d] : 0; }
+int lf_shard_doc_task(const lf_shard *s, size_t d) {
+    if (!s->tasks || d >= s->ndocs) return 0;
+    uint16_t v;
+    memcpy(&v, s->tasks + 2 * d, 2);
+    return v;
+}
 int lf_shard_is_target(const lf_shard *s, size_t i) { return s->mask ? s->mask[i] : 1; }
 int32_t lf_shard_token(const lf_shard *s, size_t i) {
     if (s->tbytes == 2) {

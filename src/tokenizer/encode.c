@@ -248,10 +248,23 @@ static lf_status encode_chunk(lf_tok_encoder *e, const char *s, size_t len, lf_i
     return LF_OK;
 }
 
-/* byte-level: regex pre-tokens; bytes the regex cannot match (invalid UTF-8) form chunks too */
+/* bytes of the UTF-8 character at s[0] (1 for an invalid or truncated sequence) */
+static size_t utf8_char_len(const unsigned char *s, size_t avail) {
+    size_t cl = s[0] < 0x80 ? 1 : (s[0] >> 5) == 6 ? 2 : (s[0] >> 4) == 14 ? 3 : (s[0] >> 3) == 30 ? 4 : 1;
+    if (cl > avail) return 1;
+    for (size_t j = 1; j < cl; j++)
+        if ((s[j] & 0xc0) != 0x80) return 1;
+    return cl;
+}
+
+/* byte-level: regex pre-tokens, and the text between matches (bytes the regex does not match,
+ * invalid UTF-8 included) as chunks of their own, as Hugging Face's Split(Isolated) does. Every
+ * byte lands in exactly one chunk whatever the regex: an empty match cuts the text there (as in
+ * Hugging Face) and moves the search on by one character, which stays in the next in-between
+ * chunk, so decode(encode(x)) == x also for a regex that can match the empty string. */
 static lf_status encode_bytelevel(lf_tok_encoder *e, const char *s, size_t len, lf_ids *out) {
     const lf_tokenizer *t = e->t;
-    size_t pos = 0;
+    size_t pos = 0, done = 0; /* search from pos; bytes before done are encoded */
     lf_status st = LF_OK;
     while (pos < len && !st) {
         int rc = pcre2_match(t->re, (PCRE2_SPTR)s, len, pos, 0, e->md, NULL);
@@ -262,14 +275,26 @@ static lf_status encode_bytelevel(lf_tok_encoder *e, const char *s, size_t len, 
                 lf_set_error("pre-tokenizer regex failed: %s", (char *)msg);
                 return LF_ERR_ARG;
             }
-            return encode_chunk(e, s + pos, len - pos, out);
+            break;
         }
         PCRE2_SIZE *ov = pcre2_get_ovector_pointer(e->md);
         size_t ms = ov[0], me = ov[1];
-        if (ms > pos) st = encode_chunk(e, s + pos, ms - pos, out);
+        if (ms < pos || me < ms || me > len) { /* \K in a lookahead can report such matches: treat as no match */
+            lf_set_error("pre-tokenizer regex reported a match outside the searched text");
+            return LF_ERR_ARG;
+        }
+        if (me == ms) { /* empty: a cut, then search again one character later */
+            if (ms > done) st = encode_chunk(e, s + done, ms - done, out);
+            done = ms;
+            if (ms >= len) break; /* at the end of the text */
+            pos = ms + utf8_char_len((const unsigned char *)s + ms, len - ms);
+            continue;
+        }
+        if (ms > done) st = encode_chunk(e, s + done, ms - done, out);
         if (!st) st = encode_chunk(e, s + ms, me - ms, out);
-        pos = me > ms ? me : ms + 1;
+        done = pos = me;
     }
+    if (!st && done < len) st = encode_chunk(e, s + done, len - done, out);
     return st;
 }
 
@@ -358,7 +383,9 @@ static int safe_cut(const lf_tokenizer *t, const char *s, size_t i) {
 
 lf_status lf_tokenizer_encode_parallel(const lf_tokenizer *t, const char *text, size_t len, unsigned flags,
                                        int nthreads, lf_ids *out) {
-    if (nthreads <= 1 || len < (1u << 16)) return lf_tokenizer_encode(t, text, len, flags, out);
+    /* the safe cuts are known for GPT-2's regex; another regex may match across them */
+    if (nthreads <= 1 || len < (1u << 16) || (t->kind == LF_TOK_BYTELEVEL && strcmp(t->pattern, GPT2_PATTERN) != 0))
+        return lf_tokenizer_encode(t, text, len, flags, out);
     size_t *cut = malloc(sizeof *cut * (size_t)(nthreads + 1));
     lf_ids *part = calloc((size_t)nthreads, sizeof *part);
     lf_status *sts = calloc((size_t)nthreads, sizeof *sts);

@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /* ---------------------------------------------------------------- loaders */
 
@@ -27,6 +29,7 @@ static lf_tokenizer *tok_alloc(lf_tok_kind kind, int n) {
         lf_tokenizer_free(t);
         return NULL;
     }
+    memset(t->type, TT_CONTROL, (size_t)n); /* ids no entry names stay holes (never looked up as text) */
     return t;
 }
 
@@ -79,8 +82,10 @@ static size_t unmap_sp(const char *s, char *dst) {
     return k;
 }
 
-static lf_status vocab_from_json(lf_tokenizer **out, json_t *vocab, lf_tok_kind kind, const char *path) {
-    int maxid = -1;
+/* min_n: ids below it exist even without a vocabulary entry (added tokens may lie past it) */
+static lf_status vocab_from_json(lf_tokenizer **out, json_t *vocab, lf_tok_kind kind, const char *path, int min_n,
+                                 size_t more_entries) {
+    int maxid = min_n - 1;
     const char *key;
     json_t *v;
     json_object_foreach(vocab, key, v) {
@@ -92,6 +97,14 @@ static lf_status vocab_from_json(lf_tokenizer **out, json_t *vocab, lf_tok_kind 
     }
     if (maxid < 0) {
         lf_set_error("%s: empty vocabulary", path);
+        return LF_ERR_FORMAT;
+    }
+    /* the tables are sized by the largest id: validate before allocating, so that a few entries
+     * with ids like 16000000 cannot commit hundreds of MB */
+    size_t entries = json_object_size(vocab) + more_entries;
+    if ((size_t)maxid + 1 > 2 * entries + 256) {
+        lf_set_error("%s: vocabulary ids are sparse (%zu entries, largest id %d): ids must run 0..n-1 with few gaps",
+                     path, entries, maxid);
         return LF_ERR_FORMAT;
     }
     lf_tokenizer *t = tok_alloc(kind, maxid + 1);
@@ -142,7 +155,19 @@ static lf_status vocab_from_json(lf_tokenizer **out, json_t *vocab, lf_tok_kind 
     return LF_OK;
 }
 
-/* merges as "a b" strings or [a, b] arrays */
+/* a merge's part (mapped-unicode or SentencePiece text) -> piece id, or -1; buf has room for
+ * len(part) bytes (unmapping never lengthens) */
+static int merge_part_id(const lf_tokenizer *t, const char *part, char *buf, const int inv[512]) {
+    size_t len;
+    if (t->kind == LF_TOK_BYTELEVEL) {
+        if (unmap_bytelevel(part, buf, &len, inv)) return -1;
+    } else {
+        len = unmap_sp(part, buf);
+    }
+    return lf_tok_map_find(t, buf, len);
+}
+
+/* merges as "a b" strings or [a, b] arrays (any length: nothing is cut) */
 static lf_status merges_from_json(lf_tokenizer *t, json_t *merges, const char *path) {
     size_t n = json_array_size(merges);
     t->merges = malloc(sizeof *t->merges * (n ? n : 1));
@@ -150,53 +175,66 @@ static lf_status merges_from_json(lf_tokenizer *t, json_t *merges, const char *p
     int inv[512];
     inverse_table(inv);
     if (lf_tok_map_build(t)) return LF_ERR_NOMEM;
-    for (size_t r = 0; r < n; r++) {
+    char *tmp = NULL, *buf = NULL;
+    size_t cap = 0;
+    lf_status st = LF_OK;
+    for (size_t r = 0; r < n && !st; r++) {
         json_t *m = json_array_get(merges, r);
         const char *a = NULL, *b = NULL;
-        char tmp[1024];
+        size_t need = 0;
+        if (json_is_string(m)) need = json_string_length(m) + 1;
+        else if (json_is_array(m) && json_array_size(m) == 2) {
+            a = json_string_value(json_array_get(m, 0));
+            b = json_string_value(json_array_get(m, 1));
+            need = (a ? strlen(a) : 0) + (b ? strlen(b) : 0) + 2;
+        }
+        if (need > cap) {
+            cap = need * 2;
+            char *x = realloc(tmp, cap), *y = x ? realloc(buf, cap) : NULL;
+            if (x) tmp = x;
+            if (y) buf = y;
+            if (!x || !y) {
+                st = LF_ERR_NOMEM;
+                break;
+            }
+        }
         if (json_is_string(m)) {
-            snprintf(tmp, sizeof tmp, "%s", json_string_value(m));
+            memcpy(tmp, json_string_value(m), need); /* a NUL inside ends it: then no ' ' is found or a part is refused */
             char *sp = strchr(tmp, ' ');
             if (sp) {
                 *sp = 0;
                 a = tmp;
                 b = sp + 1;
             }
-        } else if (json_is_array(m) && json_array_size(m) == 2) {
-            a = json_string_value(json_array_get(m, 0));
-            b = json_string_value(json_array_get(m, 1));
         }
         if (!a || !b) {
             lf_set_error("%s: merge %zu is neither \"a b\" nor [\"a\", \"b\"]", path, r);
-            return LF_ERR_FORMAT;
+            st = LF_ERR_FORMAT;
+            break;
         }
         int ids[2];
         const char *parts[2] = {a, b};
-        for (int k = 0; k < 2; k++) {
-            char buf[1024];
-            size_t len;
-            if (t->kind == LF_TOK_BYTELEVEL) {
-                if (strlen(parts[k]) >= sizeof buf || unmap_bytelevel(parts[k], buf, &len, inv)) len = (size_t)-1;
-            } else {
-                len = strlen(parts[k]) < sizeof buf ? unmap_sp(parts[k], buf) : (size_t)-1;
-            }
-            ids[k] = len == (size_t)-1 ? -1 : lf_tok_map_find(t, buf, len);
+        for (int k = 0; k < 2 && !st; k++) {
+            ids[k] = merge_part_id(t, parts[k], buf, inv);
             if (ids[k] < 0) {
-                lf_set_error("%s: merge %zu names '%s', which is not in the vocabulary", path, r, parts[k]);
-                return LF_ERR_FORMAT;
+                lf_set_error("%s: merge %zu names '%.200s', which is not in the vocabulary", path, r, parts[k]);
+                st = LF_ERR_FORMAT;
             }
         }
-        lf_status st = lf_tok_add_merge(t, ids[0], ids[1], (float)r);
+        if (st) break;
+        st = lf_tok_add_merge(t, ids[0], ids[1], (float)r);
         if (st == LF_ERR_NOTFOUND) {
-            lf_set_error("%s: merge %zu ('%s' + '%s') produces a token missing from the vocabulary", path, r, a, b);
-            return LF_ERR_FORMAT;
+            lf_set_error("%s: merge %zu ('%.200s' + '%.200s') produces a token missing from the vocabulary", path, r, a, b);
+            st = LF_ERR_FORMAT;
         }
-        if (st) return st;
+        if (st) break;
         t->merges[t->n_merges][0] = ids[0];
         t->merges[t->n_merges][1] = ids[1];
         t->n_merges++;
     }
-    return LF_OK;
+    free(tmp);
+    free(buf);
+    return st;
 }
 
 /* a whole regular file parsed as JSON; NULL with *st and an error naming the file otherwise */
@@ -228,7 +266,7 @@ lf_status lf_tokenizer_load_gpt2(lf_tokenizer **out, const char *encoder_json, c
         return LF_ERR_FORMAT;
     }
     lf_tokenizer *t;
-    st = vocab_from_json(&t, enc, LF_TOK_BYTELEVEL, encoder_json);
+    st = vocab_from_json(&t, enc, LF_TOK_BYTELEVEL, encoder_json, 0, 0);
     json_decref(enc);
     if (st) return st;
     size_t len;
@@ -245,7 +283,13 @@ lf_status lf_tokenizer_load_gpt2(lf_tokenizer **out, const char *encoder_json, c
         if (ll && l[ll - 1] == '\r') l[--ll] = 0;
         if (line == 0 && strncmp(l, "#version", 8) == 0) continue;
         if (!ll) continue;
-        json_array_append_new(merges, json_string(l));
+        /* nocheck: a line that is not UTF-8 must be refused by name below, not dropped here */
+        if (json_array_append_new(merges, json_string_nocheck(l))) {
+            free(txt);
+            json_decref(merges);
+            lf_tokenizer_free(t);
+            return LF_ERR_NOMEM;
+        }
     }
     free(txt);
     st = merges_from_json(t, merges, vocab_bpe);
@@ -286,6 +330,18 @@ static json_t *find_type(json_t *node, const char *type, const char *list_key) {
     return NULL;
 }
 
+/* how many entries of a given type, looking inside Sequence */
+static int count_type(json_t *node, const char *type, const char *list_key) {
+    if (!json_is_object(node)) return 0;
+    const char *ty = jstr(node, "type");
+    int n = ty && strcmp(ty, type) == 0;
+    json_t *arr = json_object_get(node, list_key);
+    size_t i;
+    json_t *x;
+    json_array_foreach(arr, i, x) n += count_type(x, type, list_key);
+    return n;
+}
+
 static lf_status load_tokenizer_json(lf_tokenizer **out, const char *path) {
     *out = NULL;
     lf_status st;
@@ -320,20 +376,27 @@ static lf_status load_tokenizer_json(lf_tokenizer **out, const char *path) {
         lf_set_error("%s: model.vocab must be an object and model.merges an array", path);
         goto done;
     }
-    st = vocab_from_json(&t, vocab, kind, path);
-    if (st) goto done;
-    /* added tokens: literal strings, special or not */
+    /* added tokens: literal strings, special or not; their ids may lie past model.vocab (as in
+     * Hugging Face, where they extend it) */
     json_t *added = json_object_get(j, "added_tokens");
     size_t i;
     json_t *a;
+    int added_n = 0;
     json_array_foreach(added, i, a) {
         json_t *jid = json_object_get(a, "id");
         const char *content = jstr(a, "content");
-        if (!json_is_integer(jid) || !content || json_integer_value(jid) < 0 || json_integer_value(jid) >= t->n) {
-            lf_set_error("%s: added_tokens[%zu] needs an id inside the vocabulary and a content", path, i);
+        if (!json_is_integer(jid) || !content || json_integer_value(jid) < 0 || json_integer_value(jid) >= (1 << 24)) {
+            lf_set_error("%s: added_tokens[%zu] needs an id in 0..16777215 and a content", path, i);
             st = LF_ERR_FORMAT;
             goto done;
         }
+        if (json_integer_value(jid) >= added_n) added_n = (int)json_integer_value(jid) + 1;
+    }
+    st = vocab_from_json(&t, vocab, kind, path, added_n, json_array_size(added));
+    if (st) goto done;
+    json_array_foreach(added, i, a) {
+        json_t *jid = json_object_get(a, "id");
+        const char *content = jstr(a, "content");
         int id = (int)json_integer_value(jid);
         if (lf_tok_set_piece(t, id, content, strlen(content), kind == LF_TOK_SENTENCEPIECE ? TT_CONTROL : TT_SPECIAL)) {
             st = LF_ERR_NOMEM;
@@ -348,6 +411,21 @@ static lf_status load_tokenizer_json(lf_tokenizer **out, const char *path) {
         const char *rx = split ? jstr(json_object_get(split, "pattern"), "Regex") : NULL;
         if (split && !rx) {
             lf_set_error("%s: Split pre-tokenizer without a Regex pattern is not supported", path);
+            st = LF_ERR_FORMAT;
+            goto done;
+        }
+        /* one Split with behavior Isolated (Hugging Face's default for byte-level models): each match
+         * and each stretch between matches is a pre-token. Other behaviors drop bytes (Removed) or
+         * cut elsewhere, and a second regex would cut again: refused rather than encoded differently */
+        const char *behavior = split ? jstr(split, "behavior") : NULL;
+        if (split && behavior && strcmp(behavior, "Isolated") != 0) {
+            lf_set_error("%s: Split pre-tokenizer behavior '%.40s' is not supported (lmforge reads Isolated)", path, behavior);
+            st = LF_ERR_FORMAT;
+            goto done;
+        }
+        if (count_type(pre, "Split", "pretokenizers") > 1 || (split && !json_is_false(json_object_get(bl, "use_regex")))) {
+            lf_set_error("%s: pre-tokenizers with more than one regex (several Split, or Split and ByteLevel with "
+                         "use_regex) are not supported", path);
             st = LF_ERR_FORMAT;
             goto done;
         }
@@ -395,6 +473,68 @@ done:
     }
     *out = t;
     return LF_OK;
+}
+
+/* the piece equal to s[0..len) in map m, given the hash h it is filed under there (FNV-1a of the
+ * bytes in order for t->map, of the bytes reversed for the suffix map), or -1 */
+static int find_hashed(const lf_tokenizer *t, const strmap *m, uint64_t h, const char *s, size_t len) {
+    size_t k = h & m->mask;
+    while (m->slot[k]) {
+        uint32_t j = m->slot[k] - 1;
+        if ((size_t)t->plen[j] == len && memcmp(t->piece[j], s, len) == 0) return (int)j;
+        k = (k + 1) & m->mask;
+    }
+    return -1;
+}
+
+static uint64_t fnv_reversed(const char *s, size_t len) {
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (size_t i = len; i-- > 0;) h = lf_tok_fnv(h, s + i, 1);
+    return h;
+}
+
+/* Every way of splitting a piece into two pieces is a merge, ranked by the piece's score. The
+ * hashes of a piece's prefixes grow one byte at a time and those of its suffixes likewise from
+ * the end (a second map keyed by the hash of the reversed piece), so a piece of L bytes costs
+ * O(L) hashing instead of O(L^2): one 65 KB piece used to take seconds. */
+static lf_status llama2c_merges(lf_tokenizer *t) {
+    strmap rev = {NULL, lf_tok_pow2_at_least((size_t)t->n * 2 + 2) - 1};
+    int maxl = 0;
+    for (int i = 0; i < t->n; i++)
+        if (t->plen[i] > maxl) maxl = t->plen[i];
+    rev.slot = calloc(rev.mask + 1, sizeof *rev.slot);
+    int32_t *pre = malloc(sizeof *pre * ((size_t)maxl + 1));
+    lf_status st = rev.slot && pre ? LF_OK : LF_ERR_NOMEM;
+    for (int i = 0; i < t->n && !st; i++) { /* reversed-hash map over the normal pieces, first id wins */
+        if (t->type[i] != TT_NORMAL) continue;
+        size_t k = fnv_reversed(t->piece[i], (size_t)t->plen[i]) & rev.mask;
+        while (rev.slot[k]) {
+            uint32_t j = rev.slot[k] - 1;
+            if (t->plen[j] == t->plen[i] && memcmp(t->piece[j], t->piece[i], (size_t)t->plen[i]) == 0) break;
+            k = (k + 1) & rev.mask;
+        }
+        if (!rev.slot[k]) rev.slot[k] = (uint32_t)i + 1;
+    }
+    for (int i = 0; i < t->n && !st; i++) {
+        size_t L = (size_t)t->plen[i];
+        const char *s = t->piece[i];
+        if (t->type[i] != TT_NORMAL || L < 2 || lf_tok_map_find(t, s, L) != i) continue; /* duplicates merge into the first */
+        uint64_t h = 0xcbf29ce484222325ULL;
+        for (size_t k = 1; k < L; k++) {
+            h = lf_tok_fnv(h, s + k - 1, 1);
+            pre[k] = find_hashed(t, &t->map, h, s, k);
+        }
+        h = 0xcbf29ce484222325ULL;
+        for (size_t k = L - 1; k >= 1 && !st; k--) {
+            h = lf_tok_fnv(h, s + k, 1);
+            if (pre[k] < 0) continue;
+            int c = find_hashed(t, &rev, h, s + k, L - k);
+            if (c >= 0) st = lf_tok_pairs_put(&t->pairs, pre[k], c, -t->score[i], i);
+        }
+    }
+    free(rev.slot);
+    free(pre);
+    return st;
 }
 
 /* llama2.c tokenizer.bin: int32 max_token_length, then per token float score, int32 len, bytes */
@@ -452,16 +592,7 @@ static lf_status load_llama2c(lf_tokenizer **out, const char *path) {
     free(b);
     t->add_dummy_prefix = 1;
     st = lf_tok_map_build(t);
-    /* every way of splitting a piece into two pieces is a merge, ranked by the piece's score */
-    for (int i = 0; i < t->n && !st; i++) {
-        if (t->type[i] != TT_NORMAL || t->plen[i] < 2) continue;
-        for (int k = 1; k < t->plen[i] && !st; k++) {
-            int a = lf_tok_map_find(t, t->piece[i], (size_t)k);
-            int c = lf_tok_map_find(t, t->piece[i] + k, (size_t)(t->plen[i] - k));
-            if (a >= 0 && c >= 0 && lf_tok_map_find(t, t->piece[i], (size_t)t->plen[i]) == i)
-                st = lf_tok_pairs_put(&t->pairs, a, c, -t->score[i], i);
-        }
-    }
+    if (!st) st = llama2c_merges(t);
     if (!st) st = lf_tok_finish(t);
     if (st) {
         lf_tokenizer_free(t);
@@ -489,6 +620,10 @@ lf_status lf_tokenizer_load(lf_tokenizer **out, const char *path) {
         return LF_ERR_IO;
     }
     char a[4200], b[4200];
+    if (strlen(path) + 32 > sizeof a) { /* the names built below would be cut: another file */
+        lf_set_error("%.200s...: path too long (%zu bytes)", path, strlen(path));
+        return LF_ERR_ARG;
+    }
     if (S_ISDIR(sb.st_mode)) {
         snprintf(a, sizeof a, "%s/tokenizer.json", path);
         if (is_file(a)) return load_tokenizer_json(out, a);
@@ -505,8 +640,15 @@ lf_status lf_tokenizer_load(lf_tokenizer **out, const char *path) {
                      "tokenizer.bin)", path);
         return LF_ERR_IO;
     }
-    FILE *f = fopen(path, "rb");
+    int fd = open(path, O_RDONLY | O_NONBLOCK); /* replaced by a FIFO since the stat: still no wait */
+    if (fd < 0 || fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        lf_set_error("%s: cannot open as a regular file (%s)", path, fd < 0 ? strerror(errno) : "not a regular file");
+        if (fd >= 0) close(fd);
+        return LF_ERR_IO;
+    }
+    FILE *f = fdopen(fd, "rb");
     if (!f) {
+        close(fd);
         lf_set_error("%s: cannot open (%s)", path, strerror(errno));
         return LF_ERR_IO;
     }

@@ -37,23 +37,29 @@ lf_status lf_tokenizer_save_json(const lf_tokenizer *t, const char *path) {
     json_object_set_new(root, "version", json_string("1.0"));
     json_object_set_new(root, "truncation", json_null());
     json_object_set_new(root, "padding", json_null());
+    /* the vocabulary: normal pieces under their byte-to-unicode names; then each special token in
+     * added_tokens, and in the vocabulary too unless its literal text is already a normal piece's
+     * name there (it would replace that piece: the file would not load again). Holes in the id
+     * space (empty control pieces) are left out. */
     for (int i = 0; i < t->n; i++) {
-        if (t->type[i] == TT_SPECIAL) {
-            json_t *a = json_object();
-            json_object_set_new(a, "id", json_integer(i));
-            json_object_set_new(a, "content", json_stringn(t->piece[i], (size_t)t->plen[i]));
-            json_object_set_new(a, "single_word", json_false());
-            json_object_set_new(a, "lstrip", json_false());
-            json_object_set_new(a, "rstrip", json_false());
-            json_object_set_new(a, "normalized", json_false());
-            json_object_set_new(a, "special", json_true());
-            json_array_append_new(added, a);
-            json_object_set_new(vocab, t->piece[i], json_integer(i));
-        } else {
-            json_t *s = bytelevel_string(t->piece[i], (size_t)t->plen[i]);
-            json_object_set_new(vocab, json_string_value(s), json_integer(i));
-            json_decref(s);
-        }
+        if (t->type[i] == TT_SPECIAL || (t->type[i] == TT_CONTROL && t->plen[i] == 0)) continue;
+        json_t *s = bytelevel_string(t->piece[i], (size_t)t->plen[i]);
+        if (!s) continue;
+        json_object_set_new(vocab, json_string_value(s), json_integer(i));
+        json_decref(s);
+    }
+    for (int i = 0; i < t->n; i++) {
+        if (t->type[i] != TT_SPECIAL) continue;
+        json_t *a = json_object();
+        json_object_set_new(a, "id", json_integer(i));
+        json_object_set_new(a, "content", json_stringn(t->piece[i], (size_t)t->plen[i]));
+        json_object_set_new(a, "single_word", json_false());
+        json_object_set_new(a, "lstrip", json_false());
+        json_object_set_new(a, "rstrip", json_false());
+        json_object_set_new(a, "normalized", json_false());
+        json_object_set_new(a, "special", json_true());
+        json_array_append_new(added, a);
+        if (!json_object_get(vocab, t->piece[i])) json_object_set_new(vocab, t->piece[i], json_integer(i));
     }
     /* merges as "a b" strings, the form every tokenizers version reads (the [a, b] arrays of
      * tokenizers >= 0.20 are not understood by older ones); byte-level pieces never hold a space */

@@ -137,6 +137,15 @@ lf_status lf_tok_finish(lf_tokenizer *t) {
     for (int i = 0; i < t->n; i++)
         if (!t->piece[i] && lf_tok_set_piece(t, i, "", 0, TT_CONTROL)) return LF_ERR_NOMEM; /* holes in the id space */
     if (!t->map.slot && lf_tok_map_build(t)) return LF_ERR_NOMEM;
+    /* the byte table from the final pieces: an added token may have replaced a byte's piece, and a
+     * byte's id must decode to that byte (byte-level: the first normal one-byte piece, as in the
+     * map; SentencePiece: the first <0xAB> piece) */
+    for (int b = 0; b < 256; b++) t->byte_id[b] = -1;
+    for (int i = 0; i < t->n; i++) {
+        int want = t->kind == LF_TOK_BYTELEVEL ? TT_NORMAL : TT_BYTE;
+        if (t->type[i] == want && t->plen[i] == 1 && t->byte_id[(unsigned char)t->piece[i][0]] < 0)
+            t->byte_id[(unsigned char)t->piece[i][0]] = i;
+    }
     int ns = 0;
     for (int i = 0; i < t->n; i++) ns += (t->type[i] == TT_SPECIAL || t->type[i] == TT_CONTROL) && t->plen[i] > 0;
     free(t->special_ids);

@@ -1,0 +1,25 @@
+# libFuzzer targets (-DLF_FUZZ=ON, clang only; scripts/fuzz configures build-fuzz/ this way):
+#   CC=clang cmake -S . -B build-fuzz -DLF_FUZZ=ON && cmake --build build-fuzz --target fuzz
+# The library is compiled with coverage instrumentation (fuzzer-no-link) and ASan + UBSan (every
+# UBSan report aborts, so the fuzzer sees it); each target links libFuzzer's main.
+option(LF_FUZZ "Build the libFuzzer targets (clang)" OFF)
+if(NOT LF_FUZZ)
+  return()
+endif()
+if(NOT CMAKE_C_COMPILER_ID MATCHES "Clang")
+  message(FATAL_ERROR "LF_FUZZ needs clang (configure with CC=clang): libFuzzer comes with clang")
+endif()
+set(LF_FUZZ_SAN -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -g)
+target_compile_options(lmforge_lib PRIVATE -fsanitize=fuzzer-no-link ${LF_FUZZ_SAN})
+target_link_options(lmforge_lib INTERFACE -fsanitize=address,undefined)
+include(${CMAKE_CURRENT_LIST_DIR}/targets.cmake)
+add_custom_target(fuzz)
+foreach(t ${LF_FUZZ_TARGETS})
+  add_executable(fuzz_${t} tests/fuzz/fuzz_${t}.c)
+  target_compile_options(fuzz_${t} PRIVATE -fsanitize=fuzzer ${LF_FUZZ_SAN})
+  target_link_options(fuzz_${t} PRIVATE -fsanitize=fuzzer,address,undefined)
+  target_include_directories(fuzz_${t} PRIVATE src tests/fuzz)
+  target_compile_definitions(fuzz_${t} PRIVATE LF_FUZZ_FIXTURES="${LF_FIXTURES}")
+  target_link_libraries(fuzz_${t} PRIVATE lmforge_lib)
+  add_dependencies(fuzz fuzz_${t})
+endforeach()
