@@ -335,6 +335,9 @@ lf_status lf_hf_load(lf_model **out, const char *dir) {
     lf_model *m = NULL; /* the table first: names and shapes are checked before the weights' memory is committed */
     st = lf_model_init_table(&m, &cfg);
     if (st) {
+        char msg[1200];
+        snprintf(msg, sizeof msg, "%s: %s", dir, lf_last_error());
+        lf_set_error("%s", msg);
         shards_close(&sh);
         return st;
     }
