@@ -16,7 +16,8 @@ awk 'BEGIN{split("the cat|a dog|the old man|my sister",s,"|"); split("sees|eats|
      for(i=0;i<3000;i++) printf "%s %s %s.\n", s[1+(i*7)%4], v[1+(i*13+i/5)%4], o[1+(i*i+3*i)%4]}' > corpus.txt
 "$lmforge" tokenizer train --vocab-size 300 --input corpus.txt --output tok.json --quiet || { echo "FAIL: tokenizer train"; exit 1; }
 "$lmforge" prepare --tokenizer tok.json --input corpus.txt --delimiter '\n' --output data --val-fraction 0.1 --quiet || { echo "FAIL: prepare"; exit 1; }
-kernel="$(grep -m1 "model name" /proc/cpuinfo | sed "s/.*: //")|${OPENBLAS_CORETYPE:-}" # the CPU and the BLAS kernels chosen for it
+# the CPU and the BLAS kernels lmforge runs with (it picks them itself where OpenBLAS falls back)
+kernel="$(grep -m1 "model name" /proc/cpuinfo | sed "s/.*: //")|$("$lmforge" --version | sed -n 's/.*OpenBLAS kernels: \(.*\))$/\1/p')"
 pass=0 fail=0
 for arch in llama gpt2; do
   "$lmforge" train --data=data --arch=$arch --max_steps=30 --eval_every=10 --checkpoint_every=0 --log_every=1 \

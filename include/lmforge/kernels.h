@@ -132,4 +132,12 @@ void lf_adamw_update(float *p, const float *g, float *m, float *v, size_t n, flo
                      float beta2, float eps, float weight_decay, float grad_scale, int t);
 double lf_sumsq(const float *x, size_t n); // deterministic for a fixed thread count
 
+/* The OpenBLAS kernel set in use ("SkylakeX", "Haswell", "Prescott", ...). */
+const char *lf_blas_core(void);
+/* The kernel set this CPU should get when OpenBLAS fell back to its generic Prescott (SSE3)
+ * kernels on a CPU newer than its tables (Debian 12's 0.3.21 on recent Xeons: ~6x slower GEMM);
+ * NULL when the detected core is fine. OpenBLAS reads OPENBLAS_CORETYPE only when it loads, so
+ * the CLI re-executes itself with it set. */
+const char *lf_blas_better_core(void);
+
 #endif

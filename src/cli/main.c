@@ -1,12 +1,14 @@
 /* lmforge: git-style dispatch to subcommands. With no subcommand it runs the main job (quickstart). */
 #include "cli.h"
 #include "lmforge/core.h"
+#include "lmforge/kernels.h"
 
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define LMFORGE_VERSION "0.1.0"
 
@@ -73,14 +75,26 @@ int cli_parse_int(const char *s, int *out) {
     return 0;
 }
 
+/* OpenBLAS picks its kernels when it loads, from OPENBLAS_CORETYPE or its CPU tables; on a CPU
+ * newer than its tables it falls back to SSE3 kernels. Then run again with the right set (once:
+ * the variable is set before the exec, and a value the user set is always kept). */
+static void blas_kernels_fix(char **argv) {
+    const char *want = getenv("OPENBLAS_CORETYPE") ? NULL : lf_blas_better_core();
+    if (!want || getenv("LMFORGE_BLAS_FIXED")) return;
+    setenv("OPENBLAS_CORETYPE", want, 1);
+    setenv("LMFORGE_BLAS_FIXED", "1", 1);
+    execv("/proc/self/exe", argv); /* on failure, go on with the fallback kernels */
+}
+
 int main(int argc, char **argv) {
+    blas_kernels_fix(argv);
     if (argc < 2) return cmd_quickstart(1, argv);
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(stdout);
         return 0;
     }
     if (!strcmp(argv[1], "--version")) {
-        printf("lmforge %s\n", LMFORGE_VERSION);
+        printf("lmforge %s (OpenBLAS kernels: %s)\n", LMFORGE_VERSION, lf_blas_core());
         return 0;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)

@@ -11,6 +11,22 @@
 #include <math.h>
 #include <omp.h>
 #include <string.h>
+#include <strings.h>
+
+const char *lf_blas_core(void) { return openblas_get_corename(); }
+
+const char *lf_blas_better_core(void) {
+    const char *core = openblas_get_corename();
+    if (!core || strcasecmp(core, "Prescott") != 0) return NULL;
+#if defined(__x86_64__) && defined(__GNUC__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
+        return "SkylakeX";
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "Haswell";
+#endif
+    return NULL;
+}
 
 static void block_range(size_t n, int nt, int t, size_t *b, size_t *e) {
     size_t q = n / (size_t)nt, r = n % (size_t)nt;
