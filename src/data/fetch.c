@@ -154,7 +154,8 @@ static void log_reason(const char *path, char *out, size_t n) {
     char *b = lf_read_file(path, &len);
     if (!b) return;
     char *last = NULL, *err = NULL;
-    for (char *line = strtok(b, "\r\n"); line; line = strtok(NULL, "\r\n")) {
+    char *save = NULL;
+    for (char *line = strtok_r(b, "\r\n", &save); line; line = strtok_r(NULL, "\r\n", &save)) {
         while (*line == ' ') line++;
         if (!*line) continue;
         last = line;
