@@ -653,6 +653,10 @@ lf_status lf_prepare(const lf_prepare_opts *o, lf_prepare_stats *stats) {
         lf_set_error("prepare: --val-fraction %g must be in [0, 1)", o->val_fraction);
         return LF_ERR_ARG;
     }
+    if (!o->text_only && !o->tokenizer) { /* before any reading or fetching */
+        lf_set_error("prepare: --tokenizer is required (or --text-only to write the corpus as text)");
+        return LF_ERR_ARG;
+    }
     if (mkdir(o->output, 0755) != 0 && errno != EEXIST) {
         lf_set_error("%s: cannot create folder (%s)", o->output, strerror(errno));
         return LF_ERR_IO;
@@ -684,10 +688,6 @@ lf_status lf_prepare(const lf_prepare_opts *o, lf_prepare_stats *stats) {
     if (!st && o->text_only) {
         if (!has_test) st = write_text_only(o, &docs);
         goto done;
-    }
-    if (!st && !o->tokenizer) {
-        lf_set_error("prepare: --tokenizer is required (or --text-only to write the corpus as text)");
-        st = LF_ERR_ARG;
     }
     if (!st) st = lf_tokenizer_load(&tok, o->tokenizer);
     doc_ids *di = NULL;
