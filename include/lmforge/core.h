@@ -75,4 +75,18 @@ lf_status lf_write_file_atomic(const char *path, const void *data, size_t len);
 /* Publish a filled folder tmp as dir by rename (an existing dir is exchanged out and removed). */
 lf_status lf_publish_dir(const char *tmp, const char *dir);
 
+/* ---- SHA-256 (core/sha256.c): checks on fetched packages */
+typedef struct {
+    uint32_t h[8];
+    uint64_t bytes;
+    uint8_t buf[64];
+    size_t fill;
+} lf_sha256;
+void lf_sha256_init(lf_sha256 *s);
+void lf_sha256_update(lf_sha256 *s, const void *data, size_t n);
+void lf_sha256_final(lf_sha256 *s, uint8_t out[32]);
+void lf_sha256_hex(const void *data, size_t n, char hex[65]); /* lower-case hex, NUL-terminated */
+/* a regular file's digest (hex) and size; LF_ERR_IO naming the file otherwise */
+lf_status lf_sha256_file(const char *path, char hex[65], uint64_t *size);
+
 #endif

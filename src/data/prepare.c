@@ -1,7 +1,10 @@
 /* lmforge prepare: text files, folders, JSONL task files and built-in corpora -> token shards.
  * Documents are gathered (in a deterministic order), split into train/validation by a seeded
  * hash of their content (stratified by label for classification data), tokenized in parallel
- * with one encoder per thread, and written as two shards plus meta.json. */
+ * with one encoder per thread, and written as two shards plus meta.json. Labelled built-in sets
+ * carry a test split fixed by their source (or by a fixed seed): it is never part of the
+ * train/validation split, and is written as test.bin and, for `eval --task classify` and
+ * baselines, with the other splits as {train,val,test}.jsonl. */
 #define _GNU_SOURCE /* memmem */
 #include "data_internal.h"
 #include "lmforge/report.h"
@@ -28,7 +31,7 @@ lf_status lf_docs_push(doc_list *l, char *text, size_t len, size_t prompt_len, i
         l->d = d;
         l->cap = nc;
     }
-    l->d[l->n++] = (lf_doc){text, len, prompt_len, task, label, src};
+    l->d[l->n++] = (lf_doc){text, len, prompt_len, task, label, src, 0};
     return LF_OK;
 }
 
@@ -381,18 +384,24 @@ static int cmp_keyed(const void *a, const void *b) {
     return x->h < y->h ? -1 : x->h > y->h ? 1 : (x->i < y->i ? -1 : x->i > y->i);
 }
 
-/* is_val[i] = 1 for validation documents. Keyed by content, so the split does not depend on the
- * order of the inputs; labelled data is split per label (stratified). One sort by (label, key):
- * O(n log n) however many labels there are. */
+/* is_val[i] = 1 for validation documents, 2 for the source's test split (left out of the draw).
+ * Keyed by content, so the split does not depend on the order of the inputs; labelled data is
+ * split per label (stratified). One sort by (label, key): O(n log n) however many labels. */
 static lf_status split_docs(const doc_list *l, float frac, uint64_t seed, uint8_t *is_val) {
     keyed *k = malloc(sizeof *k * (l->n ? l->n : 1));
     if (!k) return LF_ERR_NOMEM;
-    for (size_t i = 0; i < l->n; i++)
-        k[i] = (keyed){l->labels.n > 0 ? l->d[i].label : 0, lf_hash64(seed, lf_fnv1a(l->d[i].text, l->d[i].len), 0), i};
-    qsort(k, l->n, sizeof *k, cmp_keyed);
-    for (size_t a = 0; a < l->n;) {
+    size_t n = 0;
+    for (size_t i = 0; i < l->n; i++) {
+        if (l->d[i].test) {
+            is_val[i] = 2;
+            continue;
+        }
+        k[n++] = (keyed){l->labels.n > 0 ? l->d[i].label : 0, lf_hash64(seed, lf_fnv1a(l->d[i].text, l->d[i].len), 0), i};
+    }
+    qsort(k, n, sizeof *k, cmp_keyed);
+    for (size_t a = 0; a < n;) {
         size_t b = a + 1;
-        while (b < l->n && k[b].group == k[a].group) b++;
+        while (b < n && k[b].group == k[a].group) b++;
         size_t m = b - a;
         size_t nv = (size_t)((double)frac * (double)m + 0.5);
         if (frac > 0 && nv == 0 && m >= 2) nv = 1;
@@ -552,6 +561,83 @@ static lf_status write_text_only(const lf_prepare_opts *o, const doc_list *l) {
     return st;
 }
 
+static const char *const split_name[3] = {"train", "val", "test"};
+
+/* DIR/{train,val,test}.jsonl: {"text", "label"} per line, documents in input order */
+static lf_status write_split_jsonl(const lf_prepare_opts *o, const doc_list *l, const uint8_t *split) {
+    for (int v = 0; v < 3; v++) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s/%s.jsonl", o->output, split_name[v]);
+        size_t cap = 1 << 20, n = 0;
+        char *buf = malloc(cap);
+        for (size_t i = 0; buf && i < l->n; i++) {
+            if (split[i] != v) continue;
+            json_t *r = json_object();
+            json_object_set_new(r, "text", json_stringn(l->d[i].text, l->d[i].len));
+            json_object_set_new(r, "label", json_string(l->labels.name[l->d[i].label]));
+            char *piece = json_dumps(r, JSON_COMPACT | JSON_PRESERVE_ORDER);
+            json_decref(r);
+            if (!piece) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            size_t pl = strlen(piece);
+            while (buf && n + pl + 1 > cap) {
+                char *nb = realloc(buf, cap *= 2);
+                if (!nb) free(buf);
+                buf = nb;
+            }
+            if (buf) {
+                memcpy(buf + n, piece, pl);
+                n += pl;
+                buf[n++] = '\n';
+            }
+            free(piece);
+        }
+        if (!buf) {
+            lf_set_error("%s: out of memory", path);
+            return LF_ERR_NOMEM;
+        }
+        lf_status st = lf_write_file_atomic(path, buf, n);
+        free(buf);
+        if (st) return st;
+    }
+    if (!o->quiet) printf("wrote %s/{train,val,test}.jsonl (text, label)\n", o->output);
+    return LF_OK;
+}
+
+/* counts[label * 3 + split]; NULL on OOM */
+static size_t *label_counts(const doc_list *l, const uint8_t *split) {
+    size_t *c = calloc((size_t)l->labels.n * 3 + 3, sizeof *c);
+    for (size_t i = 0; c && i < l->n; i++)
+        if (l->d[i].label >= 0) c[(size_t)l->d[i].label * 3 + split[i]]++;
+    return c;
+}
+
+static void print_label_counts(const doc_list *l, const size_t *c, int has_test) {
+    int w = 5;
+    for (int j = 0; j < l->labels.n; j++) {
+        int k = (int)strlen(l->labels.name[j]);
+        if (k > w) w = k < 40 ? k : 40;
+    }
+    printf("%-*s %8s %8s", w, "label", "train", "val");
+    if (has_test) printf(" %8s", "test");
+    printf("\n");
+    size_t tot[3] = {0};
+    for (int j = 0; j < l->labels.n; j++) {
+        printf("%-*.*s", w, w, l->labels.name[j]);
+        for (int v = 0; v < 2 + has_test; v++) {
+            printf(" %8zu", c[(size_t)j * 3 + v]);
+            tot[v] += c[(size_t)j * 3 + v];
+        }
+        printf("\n");
+    }
+    printf("%-*s", w, "total");
+    for (int v = 0; v < 2 + has_test; v++) printf(" %8zu", tot[v]);
+    printf("\n");
+}
+
 lf_status lf_prepare(const lf_prepare_opts *o, lf_prepare_stats *stats) {
     memset(stats, 0, sizeof *stats);
     double t0 = lf_now();
@@ -565,6 +651,10 @@ lf_status lf_prepare(const lf_prepare_opts *o, lf_prepare_stats *stats) {
     }
     if (!(o->val_fraction >= 0.0f && o->val_fraction < 1.0f)) {
         lf_set_error("prepare: --val-fraction %g must be in [0, 1)", o->val_fraction);
+        return LF_ERR_ARG;
+    }
+    if (!o->text_only && !o->tokenizer) { /* before any reading or fetching */
+        lf_set_error("prepare: --tokenizer is required (or --text-only to write the corpus as text)");
         return LF_ERR_ARG;
     }
     if (mkdir(o->output, 0755) != 0 && errno != EEXIST) {
@@ -581,25 +671,32 @@ lf_status lf_prepare(const lf_prepare_opts *o, lf_prepare_stats *stats) {
         lf_set_error("prepare: no documents in the inputs (give text files, folders or .jsonl files, or --builtin)");
         st = LF_ERR_NOTFOUND;
     }
-    if (!st && o->text_only) {
-        st = write_text_only(o, &docs);
-        goto done;
-    }
-    if (!st && !o->tokenizer) {
-        lf_set_error("prepare: --tokenizer is required (or --text-only to write the corpus as text)");
-        st = LF_ERR_ARG;
-    }
-    if (!st) st = lf_tokenizer_load(&tok, o->tokenizer);
     uint8_t *is_val = NULL;
-    doc_ids *di = NULL;
-    shard_builder sb[2];
-    memset(sb, 0, sizeof sb);
+    int has_test = 0;
     if (!st) {
-        is_val = calloc(docs.n, 1);
-        di = calloc(docs.n, sizeof *di);
-        if (!is_val || !di) st = LF_ERR_NOMEM;
+        is_val = calloc(docs.n ? docs.n : 1, 1);
+        if (!is_val) st = LF_ERR_NOMEM;
     }
     if (!st) st = split_docs(&docs, o->val_fraction, o->seed, is_val);
+    for (size_t i = 0; !st && i < docs.n; i++) has_test |= is_val[i] == 2;
+    if (!st && docs.labels.n && !o->quiet) {
+        size_t *c = label_counts(&docs, is_val);
+        if (c) print_label_counts(&docs, c, has_test);
+        free(c);
+    }
+    if (!st && has_test && docs.labels.n) st = write_split_jsonl(o, &docs, is_val);
+    if (!st && o->text_only) {
+        if (!has_test) st = write_text_only(o, &docs);
+        goto done;
+    }
+    if (!st) st = lf_tokenizer_load(&tok, o->tokenizer);
+    doc_ids *di = NULL;
+    shard_builder sb[3];
+    memset(sb, 0, sizeof sb);
+    if (!st) {
+        di = calloc(docs.n, sizeof *di);
+        if (!di) st = LF_ERR_NOMEM;
+    }
     int need_mask = docs.labels.n > 0;
     for (size_t i = 0; i < docs.n; i++) {
         need_mask |= docs.d[i].prompt_len > 0;
@@ -642,9 +739,9 @@ lf_status lf_prepare(const lf_prepare_opts *o, lf_prepare_stats *stats) {
         stats->docs[v]++;
         stats->tokens[v] += di[i].ids.n;
     }
-    for (int v = 0; v < 2 && !st; v++) {
+    for (int v = 0; v < 2 + has_test && !st; v++) {
         char path[4200];
-        snprintf(path, sizeof path, "%s/%s.bin", o->output, v ? "val" : "train");
+        snprintf(path, sizeof path, "%s/%s.bin", o->output, split_name[v]);
         if (!need_mask) {
             free(sb[v].mask);
             sb[v].mask = NULL;
@@ -677,6 +774,23 @@ lf_status lf_prepare(const lf_prepare_opts *o, lf_prepare_stats *stats) {
         json_object_set_new(m, "val_docs", json_integer((json_int_t)stats->docs[1]));
         json_object_set_new(m, "train_tokens", json_integer((json_int_t)stats->tokens[0]));
         json_object_set_new(m, "val_tokens", json_integer((json_int_t)stats->tokens[1]));
+        if (has_test) { /* the source's test split: test.bin, and with the others as JSONL */
+            json_object_set_new(m, "test_docs", json_integer((json_int_t)stats->docs[2]));
+            json_object_set_new(m, "test_tokens", json_integer((json_int_t)stats->tokens[2]));
+            json_object_set_new(m, "jsonl", json_string("{train,val,test}.jsonl"));
+        }
+        if (docs.labels.n) { /* documents per label and split */
+            size_t *c = label_counts(&docs, is_val);
+            json_t *lc = json_object();
+            for (int v = 0; c && v < 2 + has_test; v++) {
+                json_t *sp = json_object();
+                for (int j = 0; j < docs.labels.n; j++)
+                    json_object_set_new(sp, docs.labels.name[j], json_integer((json_int_t)c[(size_t)j * 3 + v]));
+                json_object_set_new(lc, split_name[v], sp);
+            }
+            json_object_set_new(m, "label_counts", lc);
+            free(c);
+        }
         json_object_set_new(m, "input_bytes", json_integer((json_int_t)stats->bytes));
         char *s = json_dumps(m, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
         json_decref(m);
@@ -689,14 +803,14 @@ lf_status lf_prepare(const lf_prepare_opts *o, lf_prepare_stats *stats) {
     stats->n_tasks = docs.tasks.n;
     for (size_t i = 0; di && i < docs.n; i++) lf_ids_free(&di[i].ids);
     free(di);
-    free(is_val);
-    for (int v = 0; v < 2; v++) {
+    for (int v = 0; v < 3; v++) {
         free(sb[v].tokens);
         free(sb[v].mask);
         free(sb[v].doc_start);
         free(sb[v].tasks);
     }
 done:
+    free(is_val);
     stats->skipped_files = g.skipped;
     stats->seconds = lf_now() - t0;
     for (size_t i = 0; i < g.npaths; i++) free(g.paths[i]);
