@@ -112,12 +112,12 @@ static lf_status add_site(lf_lora *l, lf_model *m, lf_param *w, int r, int train
         return LF_ERR_ARG;
     }
     char nm[256];
-    unsigned fl = trainable ? LF_PARAM_TRAINABLE : 0;
-    lf_status st;
+    unsigned fl = trainable ? LF_PARAM_TRAINABLE : 0, fm = trainable ? LF_PARAM_TRAINABLE | LF_PARAM_DECAY : 0;
+    lf_status st; /* A and B are matrices in AdamW's decay group (as HF Trainer puts them); the magnitude is not */
     snprintf(nm, sizeof nm, "%s.lora_A.%s.weight", s->module, l->name);
-    if ((st = lf_model_add_param(m, nm, r, w->shape[1], LF_KIND_OTHER, fl, &s->A))) return st;
+    if ((st = lf_model_add_param(m, nm, r, w->shape[1], LF_KIND_OTHER, fm, &s->A))) return st;
     snprintf(nm, sizeof nm, "%s.lora_B.%s.weight", s->module, l->name);
-    if ((st = lf_model_add_param(m, nm, w->shape[0], r, LF_KIND_OTHER, fl, &s->B))) return st;
+    if ((st = lf_model_add_param(m, nm, w->shape[0], r, LF_KIND_OTHER, fm, &s->B))) return st;
     if (l->o.use_dora) {
         snprintf(nm, sizeof nm, "%s.lora_magnitude_vector.%s.weight", s->module, l->name);
         if ((st = lf_model_add_param(m, nm, w->shape[0], 0, LF_KIND_OTHER, fl, &s->mag))) return st;
