@@ -580,7 +580,7 @@ lf_status lf_lora_load_list(lf_model *m, const char *list, lf_lora ***out, int *
         if (!item[0]) continue;
         float scale = 1.0f;
         char *colon = strrchr(item, ':');
-        if (colon) {
+        if (colon && !lf_is_dir(item)) { /* DIR:SCALE (a folder whose name has a ':' is taken whole) */
             char *end;
             scale = strtof(colon + 1, &end);
             if (end == colon + 1 || *end || !isfinite(scale)) {
