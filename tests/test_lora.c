@@ -294,6 +294,13 @@ static void test_save_load_merge(lf_arch arch, int dora) {
     logits_of(m, x, got, NV);
     double e = tu_rel_err(got, ref, NV), d = tu_rel_err(base_logits, ref, NV);
     CHECK(e < 1e-6 && d > 1e-3, "%s%s: loaded adapter logits differ by %.3g (base differs by %.3g)", an, dora ? " DoRA" : "", e, d);
+    /* KV-cache decoding runs the adapters too (DoRA's norms included): the last position's logits */
+    LF_ASSERT(lf_model_cache_init(m, 0) == LF_OK);
+    float *dec = tu_alloc((size_t)cfg.vocab_size);
+    LF_ASSERT(lf_model_decode(m, x, 6, dec) == LF_OK);
+    e = tu_rel_err(dec, ref + 5 * (size_t)cfg.vocab_size, (size_t)cfg.vocab_size);
+    CHECK(e < 1e-5, "%s%s: decoding with the adapter differs from the forward by %.3g", an, dora ? " DoRA" : "", e);
+    free(dec);
     /* merge equals unmerged */
     LF_ASSERT(lf_lora_merge(l, m) == LF_OK);
     logits_of(m, x, got, NV);
