@@ -501,6 +501,19 @@ lf_status lf_lora_load(lf_lora **out, lf_model *m, const char *dir, const char *
             st = LF_ERR_FORMAT;
             break;
         }
+        /* the shape before anything is allocated: a config's r must agree with the file's tensors */
+        int64_t want[2] = {kind == 0 ? o.r : w->shape[0], kind == 0 ? w->shape[1] : kind == 1 ? o.r : 1};
+        int wnd = kind == 2 ? 1 : 2, nd = lf_st_ndim(f, i);
+        const int64_t *sh = lf_st_shape(f, i);
+        if (nd != wnd || sh[0] != want[0] || (nd == 2 && sh[1] != want[1])) {
+            lf_set_error("%s: '%s' has shape [%lld%s%lld], expected [%lld%s%lld] for module '%s' (%lld x %lld) with r=%d "
+                         "(an adapter made for another model, or a config that does not match the tensors)",
+                         stp, lf_st_name(f, i), (long long)sh[0], nd > 1 ? ", " : "", nd > 1 ? (long long)sh[1] : 0LL,
+                         (long long)want[0], wnd > 1 ? ", " : "", wnd > 1 ? (long long)want[1] : 0LL, mod,
+                         (long long)w->shape[0], (long long)w->shape[1], o.r);
+            st = LF_ERR_FORMAT;
+            break;
+        }
         int seen = 0;
         for (int k = 0; k < l->n; k++) seen |= l->s[k].w == w;
         if (!seen) st = add_site(l, m, w, o.r, trainable);
