@@ -218,6 +218,15 @@ static void test_attach(lf_arch arch) {
     CHECK(lf_lora_attach(&bad, m0, &o, "x") == LF_ERR_NOTFOUND && strstr(lf_last_error(), "look like"),
           "%s: unmatched targets: %s", an, lf_last_error());
     CHECK(lf_model_num_params(m0) == base_params, "%s: a refused attach left tensors behind", an);
+    /* a second adapter under a name already taken is refused and leaves nothing behind */
+    snprintf(o.targets, sizeof o.targets, "all");
+    LF_ASSERT(lf_lora_attach(&l, m0, &o, "dup") == LF_OK);
+    int with_one = lf_model_num_params(m0);
+    CHECK(lf_lora_attach(&bad, m0, &o, "dup") == LF_ERR_ARG && strstr(lf_last_error(), "already has"),
+          "%s: a duplicate adapter name: %s", an, lf_last_error());
+    CHECK(lf_model_num_params(m0) == with_one, "%s: a refused duplicate attach left %d tensors behind", an,
+          lf_model_num_params(m0) - with_one);
+    lf_lora_free(l);
     free(with);
     lf_model_free(m0);
     lf_model_free(m);

@@ -115,12 +115,17 @@ static lf_status add_site(lf_lora *l, lf_model *m, lf_param *w, int r, int train
     unsigned fl = trainable ? LF_PARAM_TRAINABLE : 0, fm = trainable ? LF_PARAM_TRAINABLE | LF_PARAM_DECAY : 0;
     lf_status st; /* A and B are matrices in AdamW's decay group (as HF Trainer puts them); the magnitude is not */
     snprintf(nm, sizeof nm, "%s.lora_A.%s.weight", s->module, l->name);
-    if ((st = lf_model_add_param(m, nm, r, w->shape[1], LF_KIND_OTHER, fm, &s->A))) return st;
+    st = lf_model_add_param(m, nm, r, w->shape[1], LF_KIND_OTHER, fm, &s->A);
     snprintf(nm, sizeof nm, "%s.lora_B.%s.weight", s->module, l->name);
-    if ((st = lf_model_add_param(m, nm, w->shape[0], r, LF_KIND_OTHER, fm, &s->B))) return st;
-    if (l->o.use_dora) {
+    if (!st) st = lf_model_add_param(m, nm, w->shape[0], r, LF_KIND_OTHER, fm, &s->B);
+    if (!st && l->o.use_dora) {
         snprintf(nm, sizeof nm, "%s.lora_magnitude_vector.%s.weight", s->module, l->name);
-        if ((st = lf_model_add_param(m, nm, w->shape[0], 0, LF_KIND_OTHER, fl, &s->mag))) return st;
+        st = lf_model_add_param(m, nm, w->shape[0], 0, LF_KIND_OTHER, fl, &s->mag);
+    }
+    if (st) { /* a half-made site leaves nothing behind */
+        if (s->B) lf_model_remove_param(m, s->B);
+        if (s->A) lf_model_remove_param(m, s->A);
+        return st;
     }
     l->n++;
     return LF_OK;
