@@ -76,6 +76,8 @@ include(tests/fuzz/replay.cmake) # fuzz targets replayed over their regression i
 lf_test(test_lora)
 add_test(NAME lora COMMAND test_lora)
 set_tests_properties(lora PROPERTIES LABELS fast)
+add_test(NAME lora_cli COMMAND bash ${CMAKE_SOURCE_DIR}/tests/lora_cli_test.sh $<TARGET_FILE:lmforge> ${LF_FIXTURES})
+set_tests_properties(lora_cli PROPERTIES SKIP_RETURN_CODE 77 LABELS fast)
 if(LF_SYS_PYTHON3)
   add_test(NAME peft COMMAND ${LF_SYS_PYTHON3} ${CMAKE_SOURCE_DIR}/tests/peft_test.py $<TARGET_FILE:lmforge> ${LF_FIXTURES})
   set_tests_properties(peft PROPERTIES SKIP_RETURN_CODE 77)

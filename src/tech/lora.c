@@ -452,7 +452,7 @@ static int parse_key(const char *key, char *module, size_t n) {
 
 lf_status lf_lora_load(lf_lora **out, lf_model *m, const char *dir, const char *name, float scale, int trainable) {
     *out = NULL;
-    char cfgp[4096], stp[4096], folder[4096];
+    char cfgp[4160], stp[4160], folder[4096];
     snprintf(folder, sizeof folder, "%s", dir);
     size_t fl = strlen(folder);
     if (fl > 25 && !strcmp(folder + fl - 25, "adapter_model.safetensors")) { /* the file inside the folder */
