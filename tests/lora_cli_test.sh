@@ -42,6 +42,14 @@ awk -v a="$p_ad" -v m="$p_m" 'BEGIN { exit !(m != "" && (a - m) / a < 1e-4 && (m
 out=$("$lmforge" generate "$base" --adapter "$ck" --tokenizer "$tok" --prompt "the quick" --max-tokens 4 --greedy 2>"$tmp/e") && ok ||
   bad "generate --adapter: $(cat "$tmp/e")"
 
+# continue training an existing adapter folder (adapter=DIR): its settings, new values
+"$lmforge" train --data="$tmp/data" --init="$base" --tokenizer="$tok" --adapter="$ck" --max_steps=2 --eval_every=0 \
+  --context=16 --batch_size=4 --lr=1e-2 --warmup_steps=0 --quiet --run_dir="$tmp/c" >/dev/null 2>"$tmp/e" || bad "train adapter=DIR: $(cat "$tmp/e")"
+c2=$tmp/c/checkpoints/step-00000002
+[ -f "$c2/adapter_model.safetensors" ] && ! cmp -s "$c2/adapter_model.safetensors" "$ck/adapter_model.safetensors" &&
+  grep -q '"use_dora": true' "$c2/adapter_config.json" && grep -q '"r": 4' "$c2/adapter_config.json" && ok ||
+  bad "continued adapter: $(ls "$tmp/c/checkpoints" 2>&1)"
+
 # errors: one line, exit 1
 "$lmforge" eval "$fx/hf_llama_tiny" --adapter "$ck" --data "$tmp/t.txt" --tokenizer "$tok" 2>"$tmp/e" >/dev/null; rc=$?
 [ $rc -eq 1 ] && [ "$(wc -l <"$tmp/e")" -eq 1 ] && grep -q "not a linear layer of this base model" "$tmp/e" && ok ||
