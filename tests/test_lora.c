@@ -1,7 +1,7 @@
 /* LoRA / rsLoRA / DoRA (src/tech/lora.c) and DoRA on the one linear path:
- * - finite differences through the whole model for A, B, the magnitude and the input (the
- *   embedding table, whose gradient carries the linear's input gradient), dropout on; A and B
- *   against the objective with the weight norm held constant (PEFT detaches it);
+ * - finite differences through the whole model for A, B, the magnitude, the base weight and the
+ *   input (the embedding table, whose gradient carries the linear's input gradient), dropout on;
+ *   W, A and B against the objective with the weight norm held constant (PEFT detaches it);
  * - attach: PEFT's names, shapes, init (A within ±1/sqrt(IC), B zero, magnitude = row norms),
  *   targets ("all" = every linear but the head), rsLoRA scaling, the base frozen with no
  *   gradient buffer;
@@ -108,6 +108,8 @@ static void fd_dora(lf_arch arch, float dropout) {
     c.mag = lf_model_find(m, n);
     LF_ASSERT(c.w && c.A && c.B && c.mag);
     c.s = lf_lora_scale(l);
+    /* the base weight under the adapter trains too (DoRA's extra (g-1)·x·Wᵀ term reaches its gradient) */
+    LF_ASSERT(lf_model_set_trainable(m, c.w->name, 1, NULL) == LF_OK);
     /* B non-zero (else A has no gradient) and the magnitude off the norms (else g = 1) */
     for (int i = 0; i < lf_model_num_params(m); i++) {
         lf_param *p = lf_model_param(m, i);
@@ -133,7 +135,7 @@ static void fd_dora(lf_arch arch, float dropout) {
     for (int i = 0; i < lf_model_num_params(m); i++) {
         lf_param *p = lf_model_param(m, i);
         if (!p->grad) continue;
-        int is_site = p == c.A || p == c.B;
+        int is_site = p == c.A || p == c.B || p == c.w;
         /* the layer-0 site's A/B are checked only where the held-norm objective is set up (layer 1) */
         if ((strstr(p->name, "lora_A") || strstr(p->name, "lora_B")) && !is_site) continue;
         float *g = tu_alloc(p->numel);
@@ -146,7 +148,7 @@ static void fd_dora(lf_arch arch, float dropout) {
         free(g);
         checked++;
     }
-    CHECK(checked == 5, "%s: expected A, B, two magnitudes and the embeddings checked; got %d tensors", an, checked);
+    CHECK(checked == 6, "%s: expected W, A, B, two magnitudes and the embeddings checked; got %d tensors", an, checked);
     /* the true gradient of B differs from the detached one (sanity: the hold matters) */
     free(c.n0);
     lf_loss_free(c.ce);
