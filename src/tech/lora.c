@@ -34,6 +34,7 @@ struct lf_lora {
     int n, cap;
     site *s;
     int gpt2;
+    int targets_regex; /* loaded from a config whose target_modules was a string (PEFT: a regex): saved back as one */
 };
 
 void lf_lora_opts_defaults(lf_lora_opts *o) {
@@ -260,6 +261,7 @@ lf_status lf_lora_attach(lf_lora **out, lf_model *m, const lf_lora_opts *o, cons
 
 /* the target_modules PEFT would record: "all" expands to the set of last name components */
 static json_t *targets_json(const lf_lora *l) {
+    if (l->targets_regex && !is_all(l->o.targets)) return json_string(l->o.targets);
     json_t *a = json_array();
     if (is_all(l->o.targets)) {
         for (int i = 0; i < l->n; i++) {
@@ -378,7 +380,7 @@ static int empty_json(const json_t *v) {
            (json_is_array(v) && json_array_size(v) == 0);
 }
 
-static lf_status read_config(const char *path, lf_lora_opts *o) {
+static lf_status read_config(const char *path, lf_lora_opts *o, int *targets_regex) {
     json_error_t e;
     json_t *j = json_load_file(path, JSON_REJECT_DUPLICATES, &e);
     if (!j) {
@@ -422,6 +424,7 @@ static lf_status read_config(const char *path, lf_lora_opts *o) {
         o->use_dora = json_is_true(dora);
         json_t *tm = json_object_get(j, "target_modules");
         size_t at = 0;
+        *targets_regex = json_is_string(tm);
         if (json_is_string(tm)) snprintf(o->targets, sizeof o->targets, "%s", json_string_value(tm));
         else if (json_is_array(tm))
             for (size_t i = 0; i < json_array_size(tm); i++) {
@@ -472,7 +475,8 @@ lf_status lf_lora_load(lf_lora **out, lf_model *m, const char *dir, const char *
         return LF_ERR_ARG;
     }
     lf_lora_opts o;
-    lf_status st = read_config(cfgp, &o);
+    int targets_regex = 0;
+    lf_status st = read_config(cfgp, &o, &targets_regex);
     if (st) return st;
     lf_st *f;
     if ((st = lf_st_open(&f, stp))) return st;
@@ -482,6 +486,7 @@ lf_status lf_lora_load(lf_lora **out, lf_model *m, const char *dir, const char *
         return LF_ERR_NOMEM;
     }
     l->mult = scale;
+    l->targets_regex = targets_regex;
     int nt = lf_st_count(f);
     /* pass 1: every key names a module of this model and a tensor kind we know */
     for (int i = 0; i < nt && !st; i++) {
