@@ -10,6 +10,8 @@
 #   bench_venv              sets $py to bench/.venv's interpreter with PyPI's torch==$BENCH_TORCH,
 #                           installed when the venv is missing or holds another version, reused
 #                           otherwise; PYTHON=... (any interpreter with torch) replaces the venv
+#   bench_venv_peft         pip-installs transformers==$BENCH_TRANSFORMERS and peft==$BENCH_PEFT into the
+#                           venv ($py) where either is missing or another version (bench/run-lora)
 #   bench_debian_torch      sets $py2 to /usr/bin/python3 where Debian's python3-torch imports
 #                           (the second column), to "" where it does not (nothing is installed)
 #   bench_openblas BIN      OpenBLAS 0.3.21 (Debian 12) does not know newer Xeons (e.g. family 6
@@ -27,6 +29,8 @@
 
 BENCH_TORCH=${BENCH_TORCH:-2.15.0}
 BENCH_NUMPY=${BENCH_NUMPY:-2.4.6} # only so that importing torch does not warn about NumPy
+BENCH_TRANSFORMERS=${BENCH_TRANSFORMERS:-5.24.0} # bench/run-lora's peer (PEFT over transformers)
+BENCH_PEFT=${BENCH_PEFT:-0.21.2}
 _bench_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 BENCH_VENV=${BENCH_VENV:-$_bench_dir/.venv}
 
@@ -78,6 +82,13 @@ bench_venv() {
   # wheels, about 5 GB installed; downloaded once, the venv is reused afterwards.
   bench_pip "torch==$BENCH_TORCH" "numpy==$BENCH_NUMPY" || return 1
   _bench_has_torch "$py" "$BENCH_TORCH" || { echo "bench: torch $BENCH_TORCH does not import in $BENCH_VENV" >&2; return 1; }
+}
+
+bench_venv_peft() {
+  "$py" -c 'import sys, transformers, peft
+sys.exit(0 if (transformers.__version__, peft.__version__) == (sys.argv[1], sys.argv[2]) else 1)' \
+    "$BENCH_TRANSFORMERS" "$BENCH_PEFT" >/dev/null 2>&1 && return 0
+  bench_pip "transformers==$BENCH_TRANSFORMERS" "peft==$BENCH_PEFT"
 }
 
 bench_debian_torch() {

@@ -80,3 +80,13 @@ add_test(NAME fetch_cli COMMAND bash ${CMAKE_SOURCE_DIR}/tests/fetch_test.sh $<T
 set_tests_properties(fetch fetch_cli PROPERTIES LABELS fast)
 add_test(NAME nb_sklearn COMMAND bash ${CMAKE_SOURCE_DIR}/tests/nb_sklearn.sh $<TARGET_FILE:nb_baseline> ${CMAKE_SOURCE_DIR})
 set_tests_properties(nb_sklearn PROPERTIES SKIP_RETURN_CODE 77)
+# LoRA / rsLoRA / DoRA (issue 9): finite differences, attach, save/load, merge; and against PEFT
+lf_test(test_lora)
+add_test(NAME lora COMMAND test_lora)
+set_tests_properties(lora PROPERTIES LABELS fast)
+add_test(NAME lora_cli COMMAND bash ${CMAKE_SOURCE_DIR}/tests/lora_cli_test.sh $<TARGET_FILE:lmforge> ${LF_FIXTURES})
+set_tests_properties(lora_cli PROPERTIES SKIP_RETURN_CODE 77 LABELS fast)
+if(LF_SYS_PYTHON3)
+  add_test(NAME peft COMMAND ${LF_SYS_PYTHON3} ${CMAKE_SOURCE_DIR}/tests/peft_test.py $<TARGET_FILE:lmforge> ${LF_FIXTURES})
+  set_tests_properties(peft PROPERTIES SKIP_RETURN_CODE 77)
+endif()

@@ -61,7 +61,8 @@ typedef struct {
 } lf_storage_ops;
 
 /* A low-rank adapter on a linear weight W (OC,IC): y += scale · (drop(x)·Aᵀ)·Bᵀ, with A (r,IC) and
- * B (OC,r) parameters of the model (flag ADAPTER). magnitude (OC), when set, makes it DoRA. */
+ * B (OC,r) parameters of the model (flag ADAPTER). magnitude (OC), when set, makes it DoRA
+ * (lf_model_set_adapter_magnitude). */
 typedef struct lf_adapter {
     lf_param *A, *B, *magnitude;
     float scale;
@@ -121,6 +122,10 @@ lf_status lf_model_remove_param(lf_model *m, lf_param *p);
 /* Attach a LoRA adapter (A (r,IC), B (OC,r), both from lf_model_add_param) to linear weight w. */
 lf_status lf_model_add_adapter(lf_model *m, lf_param *w, lf_param *A, lf_param *B, float scale, float dropout,
                                lf_adapter **out);
+/* Make an adapter DoRA (PEFT's formula, on a float32 weight W (OC,IC)): y += (g-1)·(drop(x)·Wᵀ) +
+ * g·scale·(drop(x)·Aᵀ)·Bᵀ with g = magnitude / ‖W + scale·B·A‖ per output row, the norm treated
+ * as a constant in backward (detached, as PEFT does). magnitude (OC) from lf_model_add_param. */
+lf_status lf_model_set_adapter_magnitude(lf_model *m, lf_adapter *ad, lf_param *magnitude);
 /* Set (or with mask NULL, remove) a weight mask: copies it and zeroes the pruned weights. */
 lf_status lf_model_set_mask(lf_model *m, lf_param *p, const uint8_t *mask);
 void lf_model_apply_masks(lf_model *m); /* zero every masked weight again (after an update) */

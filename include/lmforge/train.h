@@ -42,6 +42,11 @@ typedef struct {
     int seed, threads, max_bad_steps, log_every, stop_after_steps;
     /* output */
     int quiet, json;
+    /* LoRA (src/tech/lora.c): on when lora_r > 0 or adapter is set; checkpoints then hold the
+     * adapter folder (PEFT layout) instead of the model, and init names the base */
+    int lora_r, lora_rslora, lora_dora;
+    float lora_alpha, lora_dropout;
+    char lora_targets[256], adapter[LF_PATH];
 } lf_train_config;
 
 void lf_train_config_defaults(lf_train_config *c);

@@ -15,6 +15,11 @@ int cmd_config(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_fetch(int argc, char **argv);
+int cmd_lora(int argc, char **argv);
+/* LoRA adapters for eval/generate/verify: "--adapter DIR[:SCALE][,DIR...]" loaded onto m (list NULL:
+ * nothing); prints the error and returns -1 on failure (cmd_lora.c) */
+typedef struct lf_model lf_model;
+int cli_load_adapters(lf_model *m, const char *list, const char *cmd);
 
 /* prints "lmforge <cmd>: <message>" from lf_last_error() and returns 1 */
 int cli_fail(const char *cmd);

@@ -48,13 +48,14 @@ static int add_text(const char *path, lf_tok_encoder *e, const lf_tokenizer *t, 
 }
 
 int cmd_eval(int argc, char **argv) {
-    const char *model = NULL, *data = NULL, *tokp = NULL;
+    const char *model = NULL, *data = NULL, *tokp = NULL, *adapters = NULL;
     int T = 0, stride = 0, B = 8, json = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int has = i + 1 < argc;
         if (!strcmp(a, "--data") && has) data = argv[++i];
         else if (!strcmp(a, "--tokenizer") && has) tokp = argv[++i];
+        else if (!strcmp(a, "--adapter") && has) adapters = argv[++i];
         else if (!strcmp(a, "--context") && has) {
             if (cli_parse_int(argv[++i], &T)) goto usage;
         } else if (!strcmp(a, "--stride") && has) {
@@ -76,6 +77,10 @@ int cmd_eval(int argc, char **argv) {
     }
     lf_model *m;
     if (lf_model_load(&m, model)) return cli_fail("eval");
+    if (cli_load_adapters(m, adapters, "eval")) {
+        lf_model_free(m);
+        return 1;
+    }
     const lf_config *mc = lf_model_config(m);
     if (T > mc->max_seq || T == 1) {
         fprintf(stderr, "lmforge eval: --context %d is out of range (2..%d, the model's context length)\n", T, mc->max_seq);
@@ -167,7 +172,7 @@ int cmd_eval(int argc, char **argv) {
     lf_model_free(m);
     return rc;
 usage:
-    fprintf(stderr, "usage: lmforge eval MODEL --data FILE|FOLDER|SHARD.bin [--tokenizer PATH] [--context T] [--stride S]\n"
+    fprintf(stderr, "usage: lmforge eval MODEL --data FILE|FOLDER|SHARD.bin [--tokenizer PATH] [--adapter DIR[,DIR]] [--context T] [--stride S]\n"
                     "                           [--batch B] [--json]\n");
     return 2;
 }

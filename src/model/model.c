@@ -404,6 +404,24 @@ lf_status lf_model_add_adapter(lf_model *m, lf_param *w, lf_param *A, lf_param *
     return LF_OK;
 }
 
+lf_status lf_model_set_adapter_magnitude(lf_model *m, lf_adapter *ad, lf_param *mag) {
+    if (!mag || mag->ndim != 1 || mag->shape[0] != ad->B->shape[0]) {
+        lf_set_error("DoRA magnitude for '%s': must be a vector of %lld values", ad->B->name, (long long)ad->B->shape[0]);
+        return LF_ERR_ARG;
+    }
+    for (int i = 0; i < m->nparams; i++) /* the base weight must be float32: the norms read it */
+        for (const lf_adapter *a = m->params[i]->adapters; a; a = a->next)
+            if (a == ad && !m->params[i]->data) {
+                lf_set_error("DoRA on '%s': the weight is not stored as float32", m->params[i]->name);
+                return LF_ERR_ARG;
+            }
+    ad->magnitude = mag;
+    mag->flags |= LF_PARAM_ADAPTER;
+    m->adapter_gen++;
+    m->fwd_valid = 0;
+    return LF_OK;
+}
+
 lf_status lf_model_set_mask(lf_model *m, lf_param *p, const uint8_t *mask) {
     if (!mask) {
         free(p->mask);
@@ -554,11 +572,12 @@ void lf_model_zero_grad(lf_model *m) {
 
 /* ---------------------------------------------------------------- activations */
 
-static void adapter_dims(const lf_model *m, size_t *rank, size_t *drop_in) {
-    *rank = *drop_in = 0;
+static void adapter_dims(const lf_model *m, size_t *rank, size_t *drop_in, size_t *dora_out) {
+    *rank = *drop_in = *dora_out = 0;
     for (int i = 0; i < m->nparams; i++)
         for (const lf_adapter *a = m->params[i]->adapters; a; a = a->next) {
             if ((size_t)a->A->shape[0] > *rank) *rank = (size_t)a->A->shape[0];
+            if (a->magnitude && (size_t)a->B->shape[0] > *dora_out) *dora_out = (size_t)a->B->shape[0];
             if (a->dropout > 0 && (size_t)a->A->shape[1] > *drop_in) *drop_in = (size_t)a->A->shape[1];
         }
 }
@@ -571,8 +590,8 @@ lf_status lf_model_plan(lf_model *m, int B, int T, size_t rows) {
     size_t N = (size_t)B * T, C = c->d_model, L = c->n_layer, V = c->vocab_size, F = c->d_ff;
     size_t S = (size_t)(c->n_head + 2 * c->n_kv_head) * c->head_dim, A = (size_t)c->n_head * c->head_dim;
     size_t FW = c->arch == LF_ARCH_LLAMA ? 2 * F : F;
-    size_t Ls = m->fwd_only ? 1 : L, bw = m->fwd_only ? 0 : 1, R, I;
-    adapter_dims(m, &R, &I);
+    size_t Ls = m->fwd_only ? 1 : L, bw = m->fwd_only ? 0 : 1, R, I, O;
+    adapter_dims(m, &R, &I, &O);
     activations *a = &m->a;
     struct {
         float **ptr;
@@ -588,6 +607,7 @@ lf_status lf_model_plan(lf_model *m, int B, int T, size_t rows) {
         {&a->branch, N * C}, {&a->dres, bw * N * C}, {&a->dbranch, bw * N * C}, {&a->dln, bw * N * C},
         {&a->dqkv, bw * N * S}, {&a->datty, bw * N * A}, {&a->dfc, bw * N * FW}, {&a->dfca, bw * N * F},
         {&a->ad_xa, N * R}, {&a->ad_dxa, bw * N * R}, {&a->ad_x, N * I},
+        {&a->ad_y, N * O}, {&a->ad_norm, O},
         {&a->att_scratch, lf_attention_scratch_floats(T)},
     };
     size_t nt = sizeof table / sizeof table[0], total = 0;

@@ -39,6 +39,7 @@ typedef struct {
     float *dfca;           // (N,F)           }
     float *ad_xa, *ad_dxa; // (N,R) adapter scratch (R = largest adapter rank)
     float *ad_x;           // (N,I) adapter input after dropout (I = widest adapter input; 0 if none drops)
+    float *ad_y, *ad_norm; // (N,O) (O) DoRA scratch: x·Wᵀ and row norms (O = widest DoRA output; 0 if none)
     float *att_scratch;    // per-thread attention work space
 } activations;
 

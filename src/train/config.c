@@ -72,6 +72,13 @@ static const key_def keys[] = {
     I(stop_after_steps, "0", "stop (with a checkpoint) after this many steps in this invocation"),
     B(quiet, "false", "print only the summary and errors"),
     B(json, "false", "print one JSON object per event on stdout"),
+    I(lora_r, "0", "LoRA rank (0 = off): train low-rank adapters on a frozen init model"),
+    F(lora_alpha, "16", "LoRA alpha: the update is scaled by alpha/r (alpha/sqrt(r) with lora_rslora)"),
+    F(lora_dropout, "0", "dropout on the adapters' input"),
+    S(lora_targets, "", "modules to adapt: comma list (q_proj,v_proj / c_attn) or all; empty = PEFT's default"),
+    B(lora_rslora, "false", "rsLoRA scaling alpha/sqrt(r)"),
+    B(lora_dora, "false", "DoRA: a trained magnitude per output row"),
+    S(adapter, "", "continue training this PEFT adapter folder (LoRA settings come from its config)"),
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
@@ -338,6 +345,9 @@ lf_status lf_train_config_check(const lf_train_config *c) {
     REQ(c->weight_decay >= 0 && c->grad_clip >= 0 && c->beta1 >= 0 && c->beta1 < 1 && c->beta2 >= 0 && c->beta2 < 1 && c->adam_eps > 0,
         "config: need weight_decay, grad_clip >= 0, betas in [0, 1), adam_eps > 0");
     REQ(c->keep_checkpoints >= 1 && c->max_bad_steps >= 1 && c->log_every >= 1, "config: keep_checkpoints, max_bad_steps, log_every must be >= 1");
+    REQ(c->lora_r >= 0 && c->lora_r <= 65536 && c->lora_dropout >= 0 && c->lora_dropout < 1,
+        "config: lora_r must be in 0..65536 and lora_dropout in [0, 1)");
+    REQ(!(c->lora_r > 0 || c->adapter[0]) || c->init[0], "config: LoRA (lora_r or adapter) needs init, the pretrained base model");
     REQ(c->freeze_layers >= 0 && c->max_minutes >= 0 && c->stop_after_steps >= 0, "config: freeze_layers, max_minutes, stop_after_steps must be >= 0");
     REQ(c->threads >= 0 && c->threads <= 1024, "config: threads %d out of range (0 = all cores, at most 1024)", c->threads);
     REQ(c->context <= (1 << 20) && c->batch_size <= (1 << 20) && (size_t)c->batch_size * (size_t)c->context <= ((size_t)1 << 31),

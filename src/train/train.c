@@ -6,6 +6,7 @@
 #include "lmforge/train.h"
 #include "lmforge/ckpt.h"
 #include "lmforge/data.h"
+#include "lmforge/lora.h"
 #include "lmforge/optim.h"
 #include "lmforge/report.h"
 #include "lmforge/tokenizer.h"
@@ -25,6 +26,7 @@ typedef struct {
     lf_shard *train, *val;
     lf_batch_source *src;
     lf_hook *es; /* early stopping: owned by the trainer */
+    lf_lora *lora; /* LoRA on: checkpoints hold the adapter folder, not the model */
     lf_reporter *rep;
     int bad, skipped;
     float val_start, last_val;
@@ -35,7 +37,7 @@ typedef struct {
 
 static lf_status save_model_dir(run *r, const char *dir) {
     lf_status st = lf_model_check_finite(r->m, dir); /* a NaN checkpoint must never become 'latest' or best/ */
-    if (!st) st = lf_hf_save(r->m, dir);
+    if (!st) st = r->lora ? lf_lora_save(r->lora, dir, r->c->init) : lf_hf_save(r->m, dir);
     if (!st && r->tok) {
         char p[LF_PATH * 3];
         snprintf(p, sizeof p, "%s/tokenizer.json", dir);
@@ -213,8 +215,9 @@ static lf_status restore_run_state(run *r, const char *ck, const char *txt) {
 static lf_status open_model(run *r, const char *resume_ck) {
     const lf_train_config *c = r->c;
     lf_status st;
-    if (resume_ck) st = lf_hf_load(&r->m, resume_ck);
-    else if (c->init[0]) st = lf_model_load(&r->m, c->init);
+    int lora = c->lora_r > 0 || c->adapter[0];
+    if (resume_ck && !lora) st = lf_hf_load(&r->m, resume_ck);
+    else if (c->init[0]) st = lf_model_load(&r->m, c->init); /* LoRA resumes over its base: the checkpoint holds the adapter */
     else {
         lf_config mc;
         lf_config_defaults(&mc, !strcmp(c->arch, "gpt2") ? LF_ARCH_GPT2 : LF_ARCH_LLAMA);
@@ -264,6 +267,21 @@ static lf_status open_model(run *r, const char *resume_ck) {
         char prefix[64];
         snprintf(prefix, sizeof prefix, gpt2 ? "transformer.h.%d." : "model.layers.%d.", l);
         st = lf_model_set_trainable(r->m, prefix, 0, NULL);
+    }
+    if (!st && lora) { /* the base freezes; on resume the trainer state then restores the adapter's values */
+        if (c->adapter[0]) st = lf_lora_load(&r->lora, r->m, c->adapter, NULL, 1.0f, 1);
+        else {
+            lf_lora_opts o;
+            lf_lora_opts_defaults(&o);
+            o.r = c->lora_r;
+            o.alpha = c->lora_alpha;
+            o.dropout = c->lora_dropout;
+            o.use_rslora = c->lora_rslora;
+            o.use_dora = c->lora_dora;
+            o.seed = (uint64_t)c->seed;
+            snprintf(o.targets, sizeof o.targets, "%s", c->lora_targets);
+            st = lf_lora_attach(&r->lora, r->m, &o, NULL);
+        }
     }
     return st;
 }
@@ -582,6 +600,7 @@ out:
     lf_batch_source_free(r->src);
     lf_shard_close(r->train);
     lf_shard_close(r->val);
+    lf_lora_free(r->lora);
     lf_model_free(r->m);
     lf_tokenizer_free(r->tok);
     return st;
