@@ -282,7 +282,7 @@ int cmd_eval_classify(int argc, char **argv) {
     const char *model = NULL, *data = NULL, *tokp = NULL, *json_out = NULL, *labels_arg = NULL, *method = "score",
                *norm = "sum";
     char *prompt = NULL, *answer = NULL;
-    int limit = 0, max_tokens = 0, B = 8, resamples = 1000, seed = 1234, quiet = 0;
+    int limit = 0, max_tokens = 0, B = 8, resamples = 1000, seed = 1234, quiet = 0, per_example = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int has = i + 1 < argc;
@@ -300,6 +300,7 @@ int cmd_eval_classify(int argc, char **argv) {
         else if (!strcmp(a, "--tokenizer") && has) tokp = argv[++i];
         else if (!strcmp(a, "--json") && has) json_out = argv[++i];
         else if (!strcmp(a, "--quiet")) quiet = 1;
+        else if (!strcmp(a, "--per-example")) per_example = 1;
         else if (!strcmp(a, "--limit") && has) {
             if (cli_parse_int(argv[++i], &limit) || limit < 1) goto usage;
         } else if (!strcmp(a, "--max-tokens") && has) {
@@ -445,6 +446,17 @@ int cmd_eval_classify(int argc, char **argv) {
                 json_object_set_new(o, "acc_per_token", json_real(acc[1]));
                 json_object_set_new(o, "acc_norm", json_real(acc[2]));
                 json_object_set_new(o, "truncated", json_integer((json_int_t)sc.truncated));
+                if (per_example) { /* every label's log-likelihood and the prediction, per example */
+                    json_t *ll = json_array(), *pp = json_array();
+                    for (size_t i = 0; i < d.n; i++) {
+                        json_t *row = json_array();
+                        for (int k = 0; k < d.K; k++) json_array_append_new(row, json_real(sc.ll[i * d.K + k]));
+                        json_array_append_new(ll, row);
+                        json_array_append_new(pp, json_integer(pred[i]));
+                    }
+                    json_object_set_new(o, "log_likelihoods", ll);
+                    json_object_set_new(o, "predictions", pp);
+                }
             }
             char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
             json_decref(o);
@@ -468,7 +480,7 @@ usage:
             "usage: lmforge eval --task classify MODEL DATA [--method score|head] [--template '{text}\\nlabel:']\n"
             "                    [--answer ' {label}'] [--norm sum|token|char] [--labels A,B,..] [--limit N]\n"
             "                    [--max-tokens T] [--batch B] [--bootstrap N] [--seed S] [--tokenizer PATH]\n"
-            "                    [--json FILE] [--quiet]\n"
+            "                    [--json FILE [--per-example]] [--quiet]\n"
             "  DATA: a JSONL file of {\"text\", \"label\"} records, or a folder from lmforge prepare on labelled\n"
             "  data (its val.bin split). Labels keep meta.json's order (or --labels, or first appearance).\n");
 usage_quiet:
