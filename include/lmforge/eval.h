@@ -95,4 +95,19 @@ lf_status lf_cls_score(lf_model *m, const lf_tokenizer *tok, const char *const *
                        const char *const *labels, int K, const lf_cls_score_opts *o, lf_cls_scores *out);
 void lf_cls_scores_free(lf_cls_scores *s);
 
+/* Labelled examples of a folder lmforge prepare made from {"text","label"} records: split
+ * ("train" or "val") decoded back to text ("<text>\nlabel:" prompt, " <label>" answer) with
+ * tokenizer (a tokenizer.json; NULL: the folder's own), labels in meta.json's order. At most
+ * limit examples (0: all). */
+typedef struct {
+    char **text;  // (n)
+    int *label;   // (n)
+    size_t n;
+    char **names; // (K)
+    int K;
+} lf_cls_dataset;
+lf_status lf_cls_dataset_load_prepared(lf_cls_dataset *d, const char *dir, const char *split, const char *tokenizer,
+                                       size_t limit);
+void lf_cls_dataset_free(lf_cls_dataset *d);
+
 #endif

@@ -161,59 +161,28 @@ static int read_jsonl(cls_data *d, const char *path, int fixed_labels, size_t li
     return rc;
 }
 
-/* a prepared classification folder's val.bin: each document is prompt "<text>\nlabel:" (no loss),
- * then " <label>" and EOS (loss); decoded back with the folder's tokenizer */
+/* a prepared classification folder's val.bin, decoded back to text (src/eval/cls_dataset.c) */
 static int read_prepared(cls_data *d, const char *dir, const char *model, size_t limit) {
-    char sp[4200], tp[4200];
-    snprintf(sp, sizeof sp, "%s/val.bin", dir);
+    char tp[4200];
     snprintf(tp, sizeof tp, "%s/tokenizer.json", dir);
     if (!lf_path_exists(tp)) snprintf(tp, sizeof tp, "%s/tokenizer.json", model);
-    lf_tokenizer *t;
-    lf_shard *s;
-    if (lf_tokenizer_load(&t, tp)) {
+    lf_cls_dataset ds;
+    if (lf_cls_dataset_load_prepared(&ds, dir, "val", tp, limit == (size_t)-1 ? 0 : limit)) {
         cli_fail("eval");
         return -1;
     }
-    if (lf_shard_open(&s, sp, lf_tokenizer_fingerprint(t))) {
-        cli_fail("eval");
-        lf_tokenizer_free(t);
-        return -1;
-    }
-    int rc = 0, bos = lf_tokenizer_bos(t), eos = lf_tokenizer_eos(t);
-    lf_ids ids = {0};
-    for (size_t doc = 0; doc < lf_shard_num_docs(s) && !rc && d->n < limit; doc++) {
-        size_t a = lf_shard_doc_start(s, doc), b = lf_shard_doc_start(s, doc + 1), split = a;
-        while (split < b && !lf_shard_is_target(s, split)) split++;
-        ids.n = 0;
-        for (size_t i = a; i < b; i++) lf_ids_push(&ids, lf_shard_token(s, i));
-        size_t p0 = ids.n && ids.ids[0] == bos && bos >= 0 ? 1 : 0, pn = split - a, ln = b - split;
-        if (ln && ids.ids[ids.n - 1] == eos) ln--;
-        char *text = NULL, *lab = NULL;
-        size_t tl = 0, ll = 0;
-        if (pn <= p0 || ln == 0 || lf_tokenizer_decode(t, ids.ids + p0, pn - p0, &text, &tl) ||
-            lf_tokenizer_decode(t, ids.ids + pn, ln, &lab, &ll) || tl < 7 || strcmp(text + tl - 7, "\nlabel:") || ll < 2 ||
-            lab[0] != ' ') {
-            fprintf(stderr, "lmforge eval: %s: document %zu is not a classification record (\"<text>\\nlabel: <label>\")\n", sp, doc);
+    int rc = 0;
+    for (size_t i = 0; i < ds.n && !rc; i++) {
+        int k = label_index(d, ds.names[ds.label[i]], 0);
+        if (k < 0) {
+            fprintf(stderr, "lmforge eval: %s: label \"%s\" is not among the given labels\n", dir, ds.names[ds.label[i]]);
             rc = -1;
-        } else {
-            text[tl - 7] = 0;
-            int k = label_index(d, lab + 1, 0);
-            if (k < 0) {
-                fprintf(stderr, "lmforge eval: %s: document %zu has label \"%s\", not in meta.json\n", sp, doc, lab + 1);
-                rc = -1;
-            } else if (data_push(d, text, k)) rc = -1;
-            else text = NULL;
-        }
-        free(text);
-        free(lab);
+        } else if (data_push(d, ds.text[i], k)) rc = -1;
+        else ds.text[i] = NULL;
     }
-    lf_ids_free(&ids);
-    lf_shard_close(s);
-    lf_tokenizer_free(t);
-    if (!rc && d->n == 0) {
-        fprintf(stderr, "lmforge eval: %s: no documents\n", sp);
-        rc = -1;
-    }
+    for (size_t i = 0; i < ds.n; i++) free(ds.text[i]);
+    ds.n = 0;
+    lf_cls_dataset_free(&ds);
     return rc;
 }
 
