@@ -73,7 +73,7 @@ void lf_cls_metrics_free(lf_cls_metrics *r);
 typedef struct {
     const char *prompt, *answer; /* NULL: the defaults */
     int max_tokens;              /* 0: the model's context length */
-    int batch;                   /* rows per forward (0: 8) */
+    int batch;                   /* unused: label scoring runs one row per forward (classify.c says why) */
     void (*progress)(void *ctx, size_t done, size_t total); /* may be NULL */
     void *progress_ctx;
 } lf_cls_score_opts;

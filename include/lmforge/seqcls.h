@@ -12,6 +12,7 @@
 #include "lmforge/loss.h"
 #include "lmforge/model.h"
 #include "lmforge/tokenizer.h"
+#include "lmforge/train.h"
 
 typedef struct lf_seqcls lf_seqcls;
 
@@ -49,5 +50,11 @@ lf_status lf_seqcls_predict(lf_seqcls *h, const lf_tokenizer *tok, const char *c
  * logits: the model's tensors (lf_hf_save) + score.weight; config.json gets architectures,
  * num_labels, id2label / label2id (labels may be NULL: LABEL_0..) and pad_token_id. */
 lf_status lf_seqcls_export(lf_seqcls *h, const char *dir, const char *const *labels, int pad_id);
+
+/* lmforge train with task = classify (src/tech/cls_train.c): fine-tunes c->init on a prepared
+ * labelled folder with head = lm (label tokens) or score (this head), evaluates loss, accuracy
+ * and macro-F1 on the validation split, early-stops and keeps best/ by c->metric. Writes
+ * best/ and final/ (Hugging Face folders with the tokenizer), metrics.jsonl; no step checkpoints. */
+lf_status lf_cls_train(const lf_train_config *c, volatile sig_atomic_t *stop, lf_train_result *res);
 
 #endif

@@ -42,6 +42,9 @@ typedef struct {
     int seed, threads, max_bad_steps, log_every, stop_after_steps;
     /* output */
     int quiet, json;
+    /* classification (task = classify: src/tech/cls_train.c) */
+    char task[16], head[16], metric[16];
+    int head_only, eval_examples;
 } lf_train_config;
 
 void lf_train_config_defaults(lf_train_config *c);

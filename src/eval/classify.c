@@ -2,14 +2,17 @@
  * prompt (lm-evaluation-harness's loglikelihood requests: acc, acc_norm), zero-shot or after
  * fine-tuning, on any model the engine runs.
  *
- * Why batched full forwards rather than the KV cache: lf_model_decode runs one token at a time
- * (a matrix-vector product per linear, bound by reading every weight once per token), while
- * lf_model_forward runs B·T rows through one GEMM per linear; on a CPU the GEMM is several times
- * faster per token than the matrix-vector path for prompts longer than a few tokens. The cost of
- * re-running the prompt per label is cut by sharing rows: label k needs the input prompt + its
- * continuation minus the last token, so every label whose continuation is one token (the common
- * case: " positive", " sports") is scored from the same prompt-only row, and labels whose
- * continuations share everything but the last token share a row too. */
+ * Why full forwards rather than the KV cache: lf_model_decode runs one token at a time (a
+ * matrix-vector product per linear, bound by reading every weight once per token), while
+ * lf_model_forward runs the T tokens of a row through one GEMM per linear; on a CPU the GEMM is
+ * several times faster per token than the matrix-vector path for prompts longer than a few
+ * tokens. The cost of re-running the prompt per label is cut by sharing rows: label k needs the
+ * input prompt + its continuation minus the last token, so every label whose continuation is one
+ * token (the common case: " positive", " sports") is scored from the same prompt-only row, and
+ * labels whose continuations share everything but the last token share a row too. One row per
+ * forward, because a prompt-only row then needs only its last position's logits
+ * (LF_LOGITS_LAST): with right-padded batches every position's V logits would be computed, and
+ * that output GEMM (B·T × V) dominated the time on a 50k vocabulary (profiled). */
 #include "lmforge/eval.h"
 
 #include <math.h>
@@ -70,7 +73,7 @@ lf_status lf_cls_score(lf_model *m, const lf_tokenizer *tok, const char *const *
     const lf_config *c = lf_model_config(m);
     const char *ptpl = o && o->prompt ? o->prompt : "{text}\nlabel:", *atpl = o && o->answer ? o->answer : " {label}";
     int L = o && o->max_tokens > 0 && o->max_tokens < c->max_seq ? o->max_tokens : c->max_seq;
-    int B = o && o->batch > 0 ? o->batch : 8, V = c->vocab_size;
+    int B = 1, V = c->vocab_size; /* one row per forward: see the top of the file */
     if (K < 1) {
         lf_set_error("classify: no labels (the data needs a \"label\" on its records)");
         return LF_ERR_ARG;
@@ -203,22 +206,33 @@ lf_status lf_cls_score(lf_model *m, const lf_tokenizer *tok, const char *const *
             memcpy(inputs + (size_t)b * T, rows[b].ids, sizeof(int32_t) * rows[b].len);
             for (int t = rows[b].len; t < T; t++) inputs[(size_t)b * T + t] = 0;
         }
-        if ((st = lf_model_forward(m, inputs, nb, T, LF_LOGITS_ALL))) break;
+        /* a prompt-only row (one-token labels) needs the logits of its last position only */
+        int last = nb == 1 && rows[0].len == rows[0].ctx;
+        if ((st = lf_model_forward(m, inputs, nb, T, last ? LF_LOGITS_LAST : LF_LOGITS_ALL))) break;
         const float *logits = lf_model_logits(m, NULL);
-        for (int b = 0; b < nb; b++)
+        /* log-sum-exp once per scored position (every label of a row shares them) */
+/* (one row per forward: no parallel loop here; the forward itself is threaded) */
+        for (int b = 0; b < nb; b++) {
+            int np = rows[b].len - rows[b].ctx + 1; /* positions ctx-1 .. len-1 */
+            double lse[64], *lp = np <= 64 ? lse : malloc(sizeof(double) * (size_t)np);
+            if (!lp) continue; /* out of memory: this row's labels keep 0, never read past */
+            for (int j = 0; j < np; j++) {
+                const float *x = last ? logits : logits + ((size_t)b * T + rows[b].ctx - 1 + j) * V;
+                float mx = x[0];
+                for (int v = 1; v < V; v++) mx = x[v] > mx ? x[v] : mx;
+                double z = 0;
+                for (int v = 0; v < V; v++) z += exp((double)x[v] - mx);
+                lp[j] = mx + log(z);
+            }
             for (int k = 0; k < K; k++) {
                 if (group[k] != rows[b].group) continue;
-                double s = 0;
-                for (int j = 0; j < (int)cont[k].n; j++) {
-                    const float *x = logits + ((size_t)b * T + rows[b].ctx - 1 + j) * V;
-                    float mx = x[0];
-                    for (int v = 1; v < V; v++) mx = x[v] > mx ? x[v] : mx;
-                    double z = 0;
-                    for (int v = 0; v < V; v++) z += exp((double)x[v] - mx);
-                    s += (double)x[cont[k].ids[j]] - mx - log(z);
-                }
-                out->ll[rows[b].ex * K + k] = s;
+                double sum = 0;
+                for (int j = 0; j < (int)cont[k].n; j++)
+                    sum += (double)(last ? logits : logits + ((size_t)b * T + rows[b].ctx - 1 + j) * V)[cont[k].ids[j]] - lp[j];
+                out->ll[rows[b].ex * K + k] = sum;
             }
+            if (lp != lse) free(lp);
+        }
         if (o && o->progress) o->progress(o->progress_ctx, next / G, n);
     }
     for (int b = 0; b < B; b++) free(rows[b].ids);
