@@ -264,6 +264,18 @@ lf_status lf_cls_train(const lf_train_config *c, volatile sig_atomic_t *stop, lf
         st = LF_ERR_ARG;
         goto out;
     }
+    int gpt2 = mc->arch == LF_ARCH_GPT2; /* freeze_embeddings / freeze_layers as for task = lm */
+    if (c->freeze_embeddings && !(st = lf_model_set_trainable(r->m, gpt2 ? "transformer.wte." : "model.embed_tokens.", 0, NULL)) && gpt2)
+        st = lf_model_set_trainable(r->m, "transformer.wpe.", 0, NULL);
+    if (!st && c->freeze_layers > mc->n_layer) {
+        lf_set_error("freeze_layers %d exceeds the model's %d blocks", c->freeze_layers, mc->n_layer);
+        st = LF_ERR_ARG;
+    }
+    for (int l = 0; l < c->freeze_layers && !st; l++) {
+        snprintf(p, sizeof p, gpt2 ? "transformer.h.%d." : "model.layers.%d.", l);
+        st = lf_model_set_trainable(r->m, p, 0, NULL);
+    }
+    if (st) goto out;
     r->pad = lf_tokenizer_eos(r->tok) >= 0 ? lf_tokenizer_eos(r->tok) : 0;
     if (!strcmp(c->head, "score")) {
         if ((st = lf_seqcls_attach(&r->h, r->m, r->train.K, NULL, (uint64_t)c->seed))) goto out;
