@@ -21,6 +21,7 @@
 #                           Debian's torch alike) and says so. BENCH_OPENBLAS_FIX=0: as detected;
 #                           an OPENBLAS_CORETYPE already set is kept
 #   bench_machine           prints the CPU model, core count, ISA, thread count, OpenBLAS core
+#   bench_lm_eval           bench_venv + lm-eval and transformers (bench/lm_eval_compare.py)
 #   bench_torch_info PY [LABEL]  prints PY's torch version, CPU capability, BLAS / MKL / oneDNN
 # Run directly (`bench/venv.sh`), it makes the venv and prints the machine and both torches.
 #
@@ -119,6 +120,16 @@ bench_machine() {
   fm=$(awk -F': ' '/^cpu family/ && !f { f = $2 } /^model\t/ && !m { m = $2 } END { print "family " f " model " m }' /proc/cpuinfo)
   echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //') ($fm), $(nproc) cores, $isa; threads=${threads:-$(nproc)}"
   [ -z "${openblas_core:-}" ] || echo "openblas (lmforge's BLAS): detects core $openblas_core${openblas_note:-}"
+}
+
+# bench_lm_eval: bench_venv + lm-evaluation-harness and transformers (bench/lm_eval_compare.py),
+# installed when they do not import; BENCH_LM_EVAL / BENCH_TRANSFORMERS pin their versions
+BENCH_LM_EVAL=${BENCH_LM_EVAL:-0.4.13}
+BENCH_TRANSFORMERS=${BENCH_TRANSFORMERS:-5.24.0}
+bench_lm_eval() {
+  bench_venv || return 1
+  "$py" -c "import lm_eval, transformers, sklearn" 2>/dev/null && return 0
+  bench_pip "lm-eval==$BENCH_LM_EVAL" "transformers==$BENCH_TRANSFORMERS"
 }
 
 bench_torch_info() {

@@ -42,4 +42,72 @@ lf_status lf_generate(lf_model *m, const int32_t *prompt, int n, int max_new, co
 /* Draws a token from logits (V). scratch: 2*V floats. The draw depends only on (seed, step). */
 int lf_sample(const float *logits, int V, const lf_sampler *s, uint64_t step, float *scratch);
 
+/* ---- classification (src/eval/metrics.c, src/eval/classify.c) ---- */
+#include "lmforge/tokenizer.h"
+
+/* Metrics of single-label predictions over K classes. Zero divisions give 0 (scikit-learn's
+ * zero_division=0); macro averages run over the classes present in gold or pred (sklearn's
+ * default without labels=); micro F1 equals accuracy for single-label data. */
+typedef struct {
+    int K;
+    size_t n;
+    double accuracy, micro_f1, macro_f1, macro_precision, macro_recall;
+    double *precision, *recall, *f1; // (K)
+    size_t *support, *predicted;     // (K) gold / predicted counts
+    size_t *confusion;               // (K,K) rows gold, columns predicted
+    double acc_ci[2], macro_f1_ci[2]; /* 95 % percentile bootstrap; NAN until lf_cls_bootstrap */
+    int resamples;
+} lf_cls_metrics;
+lf_status lf_cls_metrics_compute(lf_cls_metrics *r, const int *gold, const int *pred, size_t n, int K);
+/* Percentile bootstrap (resamples of n drawn with replacement; draw i of resample b depends only
+ * on seed, b, i) of accuracy and macro-F1 into r->acc_ci / r->macro_f1_ci. */
+lf_status lf_cls_bootstrap(lf_cls_metrics *r, const int *gold, const int *pred, int resamples, uint64_t seed);
+void lf_cls_metrics_free(lf_cls_metrics *r);
+
+/* Label scoring: for each text, the log-likelihood of each label's continuation after a prompt.
+ * prompt: a template with {text} (default "{text}\nlabel:"); answer: a template with {label}
+ * (default " {label}"): the verbalizer lmforge prepare trains on. The prompt is encoded as a
+ * document start (BOS for SentencePiece tokenizers, as prepare does), the answer as a
+ * continuation (LF_ENC_CONTINUE). Texts whose prompt + answer exceed max_tokens (0: the model's
+ * context) lose the start of the prompt, so the end of the prompt is kept. */
+typedef struct {
+    const char *prompt, *answer; /* NULL: the defaults */
+    int max_tokens;              /* 0: the model's context length */
+    int batch;                   /* unused: label scoring runs one row per forward (classify.c says why) */
+    void (*progress)(void *ctx, size_t done, size_t total); /* may be NULL */
+    void *progress_ctx;
+} lf_cls_score_opts;
+
+typedef struct {
+    size_t n;
+    int K;
+    double *ll;      // (n,K) summed log-likelihood of each label's continuation (nats)
+    int *ntok;       // (K) continuation tokens of each label
+    size_t *nchars;  // (K) characters (UTF-8 code points) of each label name: lm-eval's acc_norm
+    int *pred;       // (n) argmax of the sum
+    int *pred_tok;   // (n) argmax of the sum per token
+    int *pred_norm;  // (n) argmax of the sum per character of the label (lm-eval acc_norm)
+    size_t truncated; /* examples whose prompt lost its start */
+    double seconds;
+} lf_cls_scores;
+
+lf_status lf_cls_score(lf_model *m, const lf_tokenizer *tok, const char *const *texts, size_t n,
+                       const char *const *labels, int K, const lf_cls_score_opts *o, lf_cls_scores *out);
+void lf_cls_scores_free(lf_cls_scores *s);
+
+/* Labelled examples of a folder lmforge prepare made from {"text","label"} records: split
+ * ("train" or "val") decoded back to text ("<text>\nlabel:" prompt, " <label>" answer) with
+ * tokenizer (a tokenizer.json; NULL: the folder's own), labels in meta.json's order. At most
+ * limit examples (0: all). */
+typedef struct {
+    char **text;  // (n)
+    int *label;   // (n)
+    size_t n;
+    char **names; // (K)
+    int K;
+} lf_cls_dataset;
+lf_status lf_cls_dataset_load_prepared(lf_cls_dataset *d, const char *dir, const char *split, const char *tokenizer,
+                                       size_t limit);
+void lf_cls_dataset_free(lf_cls_dataset *d);
+
 #endif

@@ -47,6 +47,9 @@ typedef struct {
     int lora_r, lora_rslora, lora_dora;
     float lora_alpha, lora_dropout;
     char lora_targets[256], adapter[LF_PATH];
+    /* classification (task = classify: src/tech/cls_train.c) */
+    char task[16], head[16], metric[16];
+    int head_only, eval_examples;
 } lf_train_config;
 
 void lf_train_config_defaults(lf_train_config *c);

@@ -351,6 +351,7 @@ lf_status lf_hf_load(lf_model **out, const char *dir) {
             if (lf_model_find(m, nm) || ignorable(nm)) continue;
             if (cfg.arch == LF_ARCH_GPT2 && lf_model_find(m, alt)) continue; /* old names lack the prefix */
             if (strcmp(nm, "lm_head.weight") == 0 && cfg.tie_embeddings) continue;
+            if (strcmp(nm, "score.weight") == 0) continue; /* a classification head: src/tech/seqcls.c reads it */
             lf_set_error("%s: unexpected tensor '%s' for a %s model (wrong config.json?)", sh.names[f], nm,
                          cfg.arch == LF_ARCH_GPT2 ? "GPT-2" : "Llama");
             st = LF_ERR_FORMAT;

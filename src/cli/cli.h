@@ -13,6 +13,7 @@ int cmd_prepare(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_config(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_eval_classify(int argc, char **argv); /* eval --task classify */
 int cmd_generate(int argc, char **argv);
 int cmd_fetch(int argc, char **argv);
 int cmd_lora(int argc, char **argv);

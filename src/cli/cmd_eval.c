@@ -48,6 +48,8 @@ static int add_text(const char *path, lf_tok_encoder *e, const lf_tokenizer *t, 
 }
 
 int cmd_eval(int argc, char **argv) {
+    for (int i = 1; i + 1 < argc; i++) /* --task classify: src/cli/cmd_eval_classify.c */
+        if (!strcmp(argv[i], "--task") && !strcmp(argv[i + 1], "classify")) return cmd_eval_classify(argc, argv);
     const char *model = NULL, *data = NULL, *tokp = NULL, *adapters = NULL;
     int T = 0, stride = 0, B = 8, json = 0;
     for (int i = 1; i < argc; i++) {
@@ -173,6 +175,7 @@ int cmd_eval(int argc, char **argv) {
     return rc;
 usage:
     fprintf(stderr, "usage: lmforge eval MODEL --data FILE|FOLDER|SHARD.bin [--tokenizer PATH] [--adapter DIR[,DIR]] [--context T] [--stride S]\n"
-                    "                           [--batch B] [--json]\n");
+                    "                           [--batch B] [--json]\n"
+                    "       lmforge eval --task classify MODEL DATA ... (accuracy, F1; --task classify --help)\n");
     return 2;
 }

@@ -1,6 +1,7 @@
 /* lmforge train / lmforge config show: a configured training run. SIGINT/SIGTERM finish the
  * current step, write a checkpoint and exit with the command that resumes. */
 #include "cli.h"
+#include "lmforge/seqcls.h"
 #include "lmforge/train.h"
 
 #include <jansson.h>
@@ -91,7 +92,20 @@ int cmd_train(int argc, char **argv) {
     if (rc >= 0) return rc;
     volatile sig_atomic_t *stop = cli_stop_on_signals();
     lf_train_result r;
-    lf_status st = lf_train(&c, resume, stop, &r);
+    lf_status st;
+    if (!strcmp(c.task, "classify")) { /* a classifier: src/tech/cls_train.c */
+        if (resume) {
+            fprintf(stderr, "lmforge train: task = classify does not resume (it keeps best/ and final/, no step checkpoints)\n");
+            return 2;
+        }
+        st = lf_cls_train(&c, stop, &r);
+        if (st) return cli_fail("train");
+        if (!c.json)
+            printf("steps %d, train loss %.4f -> %.4f, %zu trainable parameters; best (%s) at step %d in %s; last weights in %s\n",
+                   r.steps, r.first_loss, r.last_loss, r.params, c.metric, r.best_step, r.best_dir, r.last_checkpoint);
+        return r.reason == LF_STOP_SIGNAL ? 130 : 0;
+    }
+    st = lf_train(&c, resume, stop, &r);
     if (st) return cli_fail("train");
     FILE *msg = c.json ? stderr : stdout; /* stdout stays pure JSON lines in --json mode */
     if (r.reason == LF_STOP_SIGNAL)

@@ -79,6 +79,12 @@ static const key_def keys[] = {
     B(lora_rslora, "false", "rsLoRA scaling alpha/sqrt(r)"),
     B(lora_dora, "false", "DoRA: a trained magnitude per output row"),
     S(adapter, "", "continue training this PEFT adapter folder (LoRA settings come from its config)"),
+    /* classification: lmforge prepare on {"text","label"} records, then task = classify */
+    S(task, "lm", "lm (next-token training) or classify (a classifier from labelled data; needs init)"),
+    S(head, "lm", "classify: lm (the label's tokens, predicted by label scoring) or score (a score.weight head)"),
+    S(metric, "loss", "classify: what early stopping and best/ follow: loss, accuracy or macro_f1"),
+    B(head_only, "false", "classify with head = score: train only score.weight (the model frozen)"),
+    I(eval_examples, "0", "classify: validation examples per evaluation (0 = all)"),
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
@@ -354,6 +360,14 @@ lf_status lf_train_config_check(const lf_train_config *c) {
         "config: batch_size x context = %zu tokens is out of range", (size_t)c->batch_size * (size_t)c->context);
     REQ(c->max_steps <= (1 << 30) && c->eval_batches <= (1 << 24) && c->grad_accum <= (1 << 20), "config: max_steps, eval_batches or grad_accum out of range");
     REQ(c->min_delta >= 0, "config: min_delta must be >= 0");
+    REQ(!strcmp(c->task, "lm") || !strcmp(c->task, "classify"), "config: task must be lm or classify, got '%s'", c->task);
+    REQ(!strcmp(c->head, "lm") || !strcmp(c->head, "score"), "config: head must be lm or score, got '%s'", c->head);
+    REQ(!strcmp(c->metric, "loss") || !strcmp(c->metric, "accuracy") || !strcmp(c->metric, "macro_f1"),
+        "config: metric must be loss, accuracy or macro_f1, got '%s'", c->metric);
+    REQ(!strcmp(c->task, "classify") || (!strcmp(c->head, "lm") && !strcmp(c->metric, "loss") && !c->head_only),
+        "config: head, metric and head_only are for task = classify");
+    REQ(!c->head_only || !strcmp(c->head, "score"), "config: head_only needs head = score");
+    REQ(c->eval_examples >= 0, "config: eval_examples must be >= 0");
 #undef REQ
     return LF_OK;
 }

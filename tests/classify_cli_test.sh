@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# lmforge eval --task classify and lmforge train task = classify end to end on the tiny GPT-2
+# fixture: label scoring on a JSONL file and on a prepared folder (same examples, same numbers),
+# --json is complete and valid, a score head trained for a few steps is exported with best/ and
+# final/ and evaluated with --method head, head_only trains only score.weight, bad options are
+# refused with a message. Usage: classify_cli_test.sh LMFORGE FIXTURES
+set -u
+lmforge=$1 fx=$2
+[ -d "$fx/hf_gpt2_tiny" ] && [ -f "$fx/gpt2_tokenizer.json" ] || { echo "skipped: fixture missing ($fx)"; exit 77; }
+export OMP_NUM_THREADS=1
+d=$(mktemp -d)
+trap 'rm -rf "$d"' EXIT
+fail=0
+check() { if ! eval "$1"; then echo "FAIL: $2"; fail=1; fi; }
+mkdir "$d/m" && cp "$fx/hf_gpt2_tiny/config.json" "$fx/hf_gpt2_tiny/model.safetensors" "$d/m/" && cp "$fx/gpt2_tokenizer.json" "$d/m/tokenizer.json"
+python3 - "$d/data.jsonl" <<'PY'
+import json, sys
+words = {"pos": ["good", "great", "fine", "nice"], "neg": ["bad", "awful", "poor", "dull"]}
+with open(sys.argv[1], "w") as f:
+    for i in range(120):
+        lab = ["pos", "neg"][i % 2]
+        f.write(json.dumps({"text": f"the film was {words[lab][i % 4]} and {words[lab][(i // 2) % 4]}", "label": lab}) + "\n")
+PY
+"$lmforge" eval --task classify "$d/m" "$d/data.jsonl" --json "$d/a.json" > "$d/a.txt" 2>&1
+check 'grep -q "macro F1" "$d/a.txt" && grep -q "confusion matrix" "$d/a.txt"' "eval prints no table: $(head -3 "$d/a.txt")"
+check 'python3 -c "import json,sys; j=json.load(open(sys.argv[1])); assert j[\"examples\"]==120 and len(j[\"confusion\"])==2 and len(j[\"per_class\"])==2 and 0<=j[\"accuracy_ci95\"][0]<=j[\"accuracy\"]<=j[\"accuracy_ci95\"][1]" "$d/a.json"' "--json is incomplete"
+"$lmforge" eval --task classify "$d/m" "$d/data.jsonl" --limit 10 --quiet --json "$d/l.json" >/dev/null
+check 'python3 -c "import json,sys; assert json.load(open(sys.argv[1]))[\"examples\"]==10" "$d/l.json"' "--limit 10 not applied"
+"$lmforge" prepare --tokenizer "$d/m/tokenizer.json" --input "$d/data.jsonl" --output "$d/p" --val-fraction 0.25 --quiet
+"$lmforge" eval --task classify "$d/m" "$d/p" --quiet --json "$d/p.json" --per-example >/dev/null
+check 'python3 -c "import json,sys; j=json.load(open(sys.argv[1])); assert j[\"examples\"]==30 and j[\"labels\"]==[\"pos\",\"neg\"] and len(j[\"log_likelihoods\"])==30" "$d/p.json"' "prepared folder: not its 30 val examples / meta.json labels"
+"$lmforge" eval --task classify "$d/m" "$d/data.jsonl" --method nope >/dev/null 2>"$d/e.txt"; rc=$?
+check '[ $rc -eq 2 ] && grep -q "expected score" "$d/e.txt"' "--method nope not refused"
+"$lmforge" eval --task classify "$d/m" "$d/data.jsonl" --method head >/dev/null 2>"$d/e.txt"; rc=$?
+check '[ $rc -ne 0 ] && grep -q "no score.weight" "$d/e.txt"' "--method head on a plain LM not refused: $(cat "$d/e.txt")"
+"$lmforge" train --data="$d/p" --init="$d/m" --task=classify --head=score --metric=accuracy --context=16 --batch_size=8 \
+  --max_steps=30 --eval_every=10 --lr=1e-2 --warmup_steps=2 --run_dir="$d/run" --quiet > "$d/t.txt" 2>&1
+check '[ -f "$d/run/best/model.safetensors" ] && [ -f "$d/run/final/tokenizer.json" ] && grep -q GPT2ForSequenceClassification "$d/run/best/config.json"' "train task=classify wrote no best/ final/: $(cat "$d/t.txt")"
+"$lmforge" eval --task classify "$d/run/best" "$d/p" --method head --quiet --json "$d/h.json" >/dev/null
+check 'python3 -c "import json,sys; j=json.load(open(sys.argv[1])); assert j[\"examples\"]==30 and j[\"accuracy\"]>=0.9, j[\"accuracy\"]" "$d/h.json"' "the trained head is not accurate on an easy task: $(grep -o '"accuracy": [0-9.]*' "$d/h.json" | head -1)"
+"$lmforge" train --data="$d/p" --init="$d/m" --task=classify --head=score --head_only=true --context=16 --batch_size=8 \
+  --max_steps=3 --eval_every=0 --run_dir="$d/run2" > "$d/t2.txt" 2>&1
+check 'grep -q " 32 trainable parameters" "$d/t2.txt"' "head_only does not train only score.weight (2 x 16): $(tail -1 "$d/t2.txt")"
+"$lmforge" train --data="$d/p" --init="$d/m" --task=classify --head=lm --head_only=true --run_dir="$d/run3" >/dev/null 2>"$d/e.txt"; rc=$?
+check '[ $rc -ne 0 ] && grep -q "head_only needs head = score" "$d/e.txt"' "head_only with head=lm not refused"
+[ $fail -eq 0 ] && echo "classify_cli_test: all passed"
+exit $fail
