@@ -43,5 +43,19 @@ check 'python3 -c "import json,sys; j=json.load(open(sys.argv[1])); assert j[\"e
 check 'grep -q " 32 trainable parameters" "$d/t2.txt"' "head_only does not train only score.weight (2 x 16): $(tail -1 "$d/t2.txt")"
 "$lmforge" train --data="$d/p" --init="$d/m" --task=classify --head=lm --head_only=true --run_dir="$d/run3" >/dev/null 2>"$d/e.txt"; rc=$?
 check '[ $rc -ne 0 ] && grep -q "head_only needs head = score" "$d/e.txt"' "head_only with head=lm not refused"
+# LoRA on the verbalizer (head = lm): best/ is a PEFT adapter folder, and eval --adapter on it
+# gives the validation accuracy the run reported for it
+"$lmforge" train --data="$d/p" --init="$d/m" --task=classify --head=lm --lora_r=4 --lora_alpha=8 --lora_targets=c_attn \
+  --metric=accuracy --context=16 --batch_size=8 --max_steps=20 --eval_every=10 --lr=1e-2 --warmup_steps=2 \
+  --run_dir="$d/run4" --quiet > "$d/t4.txt" 2>&1
+check '[ -f "$d/run4/best/adapter_config.json" ] && [ ! -f "$d/run4/best/model.safetensors" ] && grep -q " 4[0-9]* trainable parameters\| trainable parameters" "$d/t4.txt"' "train task=classify with LoRA wrote no adapter best/: $(tail -2 "$d/t4.txt")"
+"$lmforge" eval --task classify "$d/m" "$d/p" --adapter "$d/run4/best" --max-tokens 16 --quiet --json "$d/a4.json" >/dev/null
+check 'python3 - "$d/run4/metrics.jsonl" "$d/a4.json" <<PY
+import json, sys
+ev = [json.loads(l) for l in open(sys.argv[1])]
+best = [e for e in ev if e.get("event") == "done"][0]
+acc = json.load(open(sys.argv[2]))["accuracy"]
+assert abs(acc - best["best"]) < 1e-9, (acc, best)
+PY' "eval --adapter on best/ does not reproduce the run's best validation accuracy"
 [ $fail -eq 0 ] && echo "classify_cli_test: all passed"
 exit $fail

@@ -51,6 +51,10 @@ lf_status lf_lora_save(const lf_lora *l, const char *dir, const char *base);
 lf_status lf_lora_merge(lf_lora *l, lf_model *m);
 
 void lf_lora_free(lf_lora *l);
+/* The training config's LoRA keys (lora_r, lora_alpha, ..., or adapter = an existing folder to
+ * continue) applied to m: *out stays NULL when LoRA is off. */
+struct lf_train_config_s;
+lf_status lf_lora_from_config(lf_lora **out, lf_model *m, const struct lf_train_config_s *c);
 int lf_lora_num_sites(const lf_lora *l);
 size_t lf_lora_num_params(const lf_lora *l);
 float lf_lora_scale(const lf_lora *l);

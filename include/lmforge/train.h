@@ -17,7 +17,7 @@
 
 #define LF_PATH 512
 
-typedef struct {
+typedef struct lf_train_config_s {
     /* where */
     char run_dir[LF_PATH], data[LF_PATH], tokenizer[LF_PATH], init[LF_PATH], tensorboard[LF_PATH];
     /* model (from scratch) */
@@ -50,6 +50,7 @@ typedef struct {
     /* classification (task = classify: src/tech/cls_train.c) */
     char task[16], head[16], metric[16];
     int head_only, eval_examples;
+    int test_examples; /* classify: test-split examples scored at each new best (0 = none, -1 = all) */
 } lf_train_config;
 
 void lf_train_config_defaults(lf_train_config *c);

@@ -248,7 +248,7 @@ static void print_metrics(const lf_cls_metrics *r, const cls_data *d) {
 }
 
 int cmd_eval_classify(int argc, char **argv) {
-    const char *model = NULL, *data = NULL, *tokp = NULL, *json_out = NULL, *labels_arg = NULL, *method = "score",
+    const char *model = NULL, *data = NULL, *tokp = NULL, *adapters = NULL, *json_out = NULL, *labels_arg = NULL, *method = "score",
                *norm = "sum";
     char *prompt = NULL, *answer = NULL;
     int limit = 0, max_tokens = 0, B = 8, resamples = 1000, seed = 1234, quiet = 0, per_example = 0;
@@ -267,6 +267,7 @@ int cmd_eval_classify(int argc, char **argv) {
         } else if (!strcmp(a, "--labels") && has) labels_arg = argv[++i];
         else if (!strcmp(a, "--norm") && has) norm = argv[++i];
         else if (!strcmp(a, "--tokenizer") && has) tokp = argv[++i];
+        else if (!strcmp(a, "--adapter") && has) adapters = argv[++i];
         else if (!strcmp(a, "--json") && has) json_out = argv[++i];
         else if (!strcmp(a, "--quiet")) quiet = 1;
         else if (!strcmp(a, "--per-example")) per_example = 1;
@@ -332,6 +333,12 @@ int cmd_eval_classify(int argc, char **argv) {
     if (lf_model_load(&m, model) || lf_tokenizer_load(&t, tokp ? tokp : tp)) {
         rc = cli_fail("eval");
         lf_model_free(m);
+        goto out;
+    }
+    if (adapters && cli_load_adapters(m, adapters, "eval")) {
+        rc = 1;
+        lf_model_free(m);
+        lf_tokenizer_free(t);
         goto out;
     }
     lf_model_set_forward_only(m, 1);
@@ -449,6 +456,7 @@ usage:
             "usage: lmforge eval --task classify MODEL DATA [--method score|head] [--template '{text}\\nlabel:']\n"
             "                    [--answer ' {label}'] [--norm sum|token|char] [--labels A,B,..] [--limit N]\n"
             "                    [--max-tokens T] [--batch B] [--bootstrap N] [--seed S] [--tokenizer PATH]\n"
+            "                    [--adapter DIR[:SCALE][,DIR...]]\n"
             "                    [--json FILE [--per-example]] [--quiet]\n"
             "  DATA: a JSONL file of {\"text\", \"label\"} records, or a folder from lmforge prepare on labelled\n"
             "  data (its val.bin split). Labels keep meta.json's order (or --labels, or first appearance).\n");

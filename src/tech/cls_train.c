@@ -12,6 +12,7 @@
  * task = lm); an interrupted run keeps its best/. */
 #include "lmforge/ckpt.h"
 #include "lmforge/eval.h"
+#include "lmforge/lora.h"
 #include "lmforge/report.h"
 #include "lmforge/seqcls.h"
 #include "lmforge/train.h"
@@ -138,8 +139,9 @@ typedef struct {
     lf_model *m;
     lf_tokenizer *tok;
     char tok_path[LF_PATH * 2];
-    lf_cls_dataset train, val;
+    lf_cls_dataset train, val, test;
     lf_seqcls *h;
+    lf_lora *lora; /* LoRA on: best/ and final/ hold the adapter folder (PEFT layout) */
     lf_reporter *rep;
     int pad;
 } cls_run;
@@ -148,8 +150,7 @@ typedef struct {
     double loss, acc, f1;
 } cls_eval;
 
-static lf_status evaluate(cls_run *r, cls_eval *e) {
-    const lf_cls_dataset *v = &r->val;
+static lf_status evaluate(cls_run *r, const lf_cls_dataset *v, cls_eval *e) {
     int K = v->K;
     int *pred = malloc(sizeof(int) * v->n);
     if (!pred) return LF_ERR_NOMEM;
@@ -200,7 +201,17 @@ static lf_status save_dir(cls_run *r, const char *name) {
     snprintf(dir, sizeof dir, "%s/%s", r->c->run_dir, name);
     snprintf(tmp, sizeof tmp, "%s/%s.tmp", r->c->run_dir, name);
     lf_rm_rf(tmp);
-    lf_status st = r->h ? lf_seqcls_export(r->h, tmp, (const char *const *)r->train.names, r->pad) : lf_hf_save(r->m, tmp);
+    lf_status st;
+    if (r->lora) { /* the adapter (PEFT layout, base = init) and, with a head, score.weight beside it */
+        st = lf_lora_save(r->lora, tmp, r->c->init);
+        lf_param *w = r->h ? lf_model_find(r->m, "score.weight") : NULL;
+        if (!st && w) {
+            lf_st_tensor t = {"score.weight", 2, {w->shape[0], w->shape[1]}, w->data, NULL, NULL};
+            snprintf(p, sizeof p, "%s/score.safetensors", tmp);
+            st = lf_st_write(p, &t, 1, NULL, 0);
+        }
+    } else
+        st = r->h ? lf_seqcls_export(r->h, tmp, (const char *const *)r->train.names, r->pad) : lf_hf_save(r->m, tmp);
     size_t n = 0;
     char *tj = st ? NULL : lf_read_file(r->tok_path, &n);
     if (!st && !tj) st = LF_ERR_IO;
@@ -209,6 +220,24 @@ static lf_status save_dir(cls_run *r, const char *name) {
     free(tj);
     if (!st) st = lf_publish_dir(tmp, dir);
     return st;
+}
+
+/* The test split (test_examples) scored with the weights just saved as best/: the figure a
+ * validation-selected model reports. */
+static lf_status test_best(cls_run *r, int step, cls_eval *out) {
+    if (!r->test.n) return LF_OK;
+    lf_status st = evaluate(r, &r->test, out);
+    if (st) return st;
+    json_t *ev = json_object();
+    json_object_set_new(ev, "event", json_string("test"));
+    json_object_set_new(ev, "step", json_integer(step));
+    json_object_set_new(ev, "examples", json_integer((json_int_t)r->test.n));
+    json_object_set_new(ev, "test_loss", json_real(out->loss));
+    json_object_set_new(ev, "test_accuracy", json_real(out->acc));
+    json_object_set_new(ev, "test_macro_f1", json_real(out->f1));
+    lf_report_event(r->rep, ev);
+    lf_report_say(r->rep, "step %d: test (%zu examples) accuracy %.4f, macro F1 %.4f\n", step, r->test.n, out->acc, out->f1);
+    return LF_OK;
 }
 
 static void report_eval(cls_run *r, int step, const cls_eval *e, int improved) {
@@ -257,6 +286,15 @@ lf_status lf_cls_train(const lf_train_config *c, volatile sig_atomic_t *stop, lf
     snprintf(p, sizeof p, "%s/val.bin", c->data);
     if (lf_path_exists(p) && (st = lf_cls_dataset_load_prepared(&r->val, c->data, "val", r->tok_path, (size_t)c->eval_examples)))
         goto out;
+    snprintf(p, sizeof p, "%s/test.bin", c->data);
+    if (c->test_examples != 0 && !lf_path_exists(p)) {
+        lf_set_error("%s: no test split (test_examples is set; lmforge prepare --builtin rt|20ng|r8 writes one)", c->data);
+        st = LF_ERR_NOTFOUND;
+        goto out;
+    }
+    if (c->test_examples != 0 &&
+        (st = lf_cls_dataset_load_prepared(&r->test, c->data, "test", r->tok_path, c->test_examples > 0 ? (size_t)c->test_examples : 0)))
+        goto out;
     lf_config *mc = (lf_config *)lf_model_config(r->m);
     if (c->dropout >= 0) mc->dropout_embd = mc->dropout_attn = mc->dropout_resid = c->dropout;
     if (c->context > mc->max_seq) {
@@ -275,6 +313,7 @@ lf_status lf_cls_train(const lf_train_config *c, volatile sig_atomic_t *stop, lf
         snprintf(p, sizeof p, gpt2 ? "transformer.h.%d." : "model.layers.%d.", l);
         st = lf_model_set_trainable(r->m, p, 0, NULL);
     }
+    if (!st) st = lf_lora_from_config(&r->lora, r->m, c); /* freezes the base; a score head added next trains */
     if (st) goto out;
     r->pad = lf_tokenizer_eos(r->tok) >= 0 ? lf_tokenizer_eos(r->tok) : 0;
     if (!strcmp(c->head, "score")) {
@@ -322,10 +361,10 @@ lf_status lf_cls_train(const lf_train_config *c, volatile sig_atomic_t *stop, lf
     lf_report_say(r->rep, "classify: %zu train / %zu val examples, %d labels, head %s%s, %zu trainable parameters\n", r->train.n,
                   r->val.n, r->train.K, c->head, c->head_only ? " only" : "", trainable);
     lf_early_stopping *ess = lf_hook_early_stopping_state(es);
-    cls_eval e = {NAN, NAN, NAN};
+    cls_eval e = {NAN, NAN, NAN}, te = {NAN, NAN, NAN};
     int has_val = r->val.n > 0, evaluated = 0;
     if (has_val) {
-        if ((st = evaluate(r, &e))) goto out;
+        if ((st = evaluate(r, &r->val, &e))) goto out;
         res->val_loss_start = (float)e.loss;
         report_eval(r, 0, &e, 0);
     }
@@ -352,11 +391,12 @@ lf_status lf_cls_train(const lf_train_config *c, volatile sig_atomic_t *stop, lf
         lf_report_progress(r->rep, "step %d/%d  loss %.4f  lr %.2e", step, c->max_steps, si.loss, si.lr);
         evaluated = 0;
         if (has_val && c->eval_every > 0 && step % c->eval_every == 0) {
-            if ((st = evaluate(r, &e))) goto out;
+            if ((st = evaluate(r, &r->val, &e))) goto out;
             evaluated = 1;
             lf_hook_action a = es->after_eval(es, tr, step, es_value(c, &e));
             if (ess->improved && (st = save_dir(r, "best"))) goto out;
             report_eval(r, step, &e, ess->improved);
+            if (ess->improved && (st = test_best(r, step, &te))) goto out;
             if (ess->improved) res->best_val_loss = (float)e.loss;
             if (a == LF_HOOK_STOP) {
                 lf_report_say(r->rep, "early stopping: %s did not improve in %d evaluations (best at step %d)\n", c->metric,
@@ -377,13 +417,14 @@ lf_status lf_cls_train(const lf_train_config *c, volatile sig_atomic_t *stop, lf
     lf_report_progress_end(r->rep);
     if (step > c->max_steps) step = c->max_steps;
     if (has_val && !evaluated) {
-        if ((st = evaluate(r, &e))) goto out;
+        if ((st = evaluate(r, &r->val, &e))) goto out;
         es->after_eval(es, tr, step, es_value(c, &e));
         if (ess->improved && (st = save_dir(r, "best"))) goto out;
         if (ess->improved) res->best_val_loss = (float)e.loss;
         report_eval(r, step, &e, ess->improved);
+        if (ess->improved && (st = test_best(r, step, &te))) goto out;
     }
-    if (!has_val && (st = save_dir(r, "best"))) goto out; /* without validation data the last weights are the best we know */
+    if (!has_val && ((st = save_dir(r, "best")) || (st = test_best(r, step, &te)))) goto out; /* without validation data the last weights are the best we know */
     if ((st = save_dir(r, "final"))) goto out;
     res->val_loss_end = (float)e.loss;
     res->steps = step;
@@ -399,6 +440,12 @@ lf_status lf_cls_train(const lf_train_config *c, volatile sig_atomic_t *stop, lf
         json_object_set_new(ev, "metric", json_string(c->metric));
         json_object_set_new(ev, "best", json_real(!strcmp(c->metric, "loss") ? ess->best : -ess->best));
         json_object_set_new(ev, "best_step", json_integer(ess->best_step));
+        if (r->test.n) {
+            json_object_set_new(ev, "test_accuracy", json_real(te.acc));
+            json_object_set_new(ev, "test_macro_f1", json_real(te.f1));
+        }
+        json_object_set_new(ev, "trainable", json_integer((json_int_t)res->params));
+        json_object_set_new(ev, "seconds", json_real(lf_now() - t0));
         lf_report_event(r->rep, ev);
     }
 out:
@@ -407,8 +454,10 @@ out:
     lf_batch_source_free(src);
     lf_report_close(r->rep);
     lf_seqcls_free(r->h);
+    lf_lora_free(r->lora);
     lf_cls_dataset_free(&r->train);
     lf_cls_dataset_free(&r->val);
+    lf_cls_dataset_free(&r->test);
     lf_model_free(r->m);
     lf_tokenizer_free(r->tok);
     return st;

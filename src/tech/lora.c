@@ -11,6 +11,7 @@
  * GPT-2's Conv1D weights are stored (out,in) here like every linear, so A (r,in) and B (out,r)
  * are PEFT's tensors as they are; fan_in_fan_out only describes the base weight's file layout. */
 #include "lmforge/lora.h"
+#include "lmforge/train.h"
 #include "lmforge/ckpt.h"
 
 #include <jansson.h>
@@ -657,4 +658,20 @@ lf_status lf_lora_merge(lf_lora *l, lf_model *m) {
     free(row);
     lf_lora_free(l);
     return LF_OK;
+}
+
+lf_status lf_lora_from_config(lf_lora **out, lf_model *m, const lf_train_config *c) {
+    *out = NULL;
+    if (c->adapter[0]) return lf_lora_load(out, m, c->adapter, NULL, 1.0f, 1);
+    if (c->lora_r <= 0) return LF_OK;
+    lf_lora_opts o;
+    lf_lora_opts_defaults(&o);
+    o.r = c->lora_r;
+    o.alpha = c->lora_alpha;
+    o.dropout = c->lora_dropout;
+    o.use_rslora = c->lora_rslora;
+    o.use_dora = c->lora_dora;
+    o.seed = (uint64_t)c->seed;
+    snprintf(o.targets, sizeof o.targets, "%s", c->lora_targets);
+    return lf_lora_attach(out, m, &o, NULL);
 }

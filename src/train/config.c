@@ -85,6 +85,7 @@ static const key_def keys[] = {
     S(metric, "loss", "classify: what early stopping and best/ follow: loss, accuracy or macro_f1"),
     B(head_only, "false", "classify with head = score: train only score.weight (the model frozen)"),
     I(eval_examples, "0", "classify: validation examples per evaluation (0 = all)"),
+    I(test_examples, "0", "classify: score the first N examples of the data's test split at every new best (0 = none, -1 = all)"),
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
@@ -368,6 +369,7 @@ lf_status lf_train_config_check(const lf_train_config *c) {
         "config: head, metric and head_only are for task = classify");
     REQ(!c->head_only || !strcmp(c->head, "score"), "config: head_only needs head = score");
     REQ(c->eval_examples >= 0, "config: eval_examples must be >= 0");
+    REQ(c->test_examples >= -1, "config: test_examples must be >= -1 (-1 = all)");
 #undef REQ
     return LF_OK;
 }

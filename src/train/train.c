@@ -269,19 +269,7 @@ static lf_status open_model(run *r, const char *resume_ck) {
         st = lf_model_set_trainable(r->m, prefix, 0, NULL);
     }
     if (!st && lora) { /* the base freezes; on resume the trainer state then restores the adapter's values */
-        if (c->adapter[0]) st = lf_lora_load(&r->lora, r->m, c->adapter, NULL, 1.0f, 1);
-        else {
-            lf_lora_opts o;
-            lf_lora_opts_defaults(&o);
-            o.r = c->lora_r;
-            o.alpha = c->lora_alpha;
-            o.dropout = c->lora_dropout;
-            o.use_rslora = c->lora_rslora;
-            o.use_dora = c->lora_dora;
-            o.seed = (uint64_t)c->seed;
-            snprintf(o.targets, sizeof o.targets, "%s", c->lora_targets);
-            st = lf_lora_attach(&r->lora, r->m, &o, NULL);
-        }
+        st = lf_lora_from_config(&r->lora, r->m, c);
     }
     return st;
 }
