@@ -29,6 +29,17 @@ check 'python3 -c "import json,sys; assert json.load(open(sys.argv[1]))[\"exampl
 "$lmforge" prepare --tokenizer "$d/m/tokenizer.json" --input "$d/data.jsonl" --output "$d/p" --val-fraction 0.25 --quiet
 "$lmforge" eval --task classify "$d/m" "$d/p" --quiet --json "$d/p.json" --per-example >/dev/null
 check 'python3 -c "import json,sys; j=json.load(open(sys.argv[1])); assert j[\"examples\"]==30 and j[\"labels\"]==[\"pos\",\"neg\"] and len(j[\"log_likelihoods\"])==30" "$d/p.json"' "prepared folder: not its 30 val examples / meta.json labels"
+# --limit on a prepared split: a fixed pseudo-random subset, the same every time, not the first N
+"$lmforge" eval --task classify "$d/m" "$d/p" --split val --limit 10 --quiet --json "$d/s1.json" --per-example >/dev/null
+"$lmforge" eval --task classify "$d/m" "$d/p" --split val --limit 10 --quiet --json "$d/s2.json" --per-example >/dev/null
+check 'python3 - "$d/p.json" "$d/s1.json" "$d/s2.json" <<PY
+import json, sys
+a, b, c = (json.load(open(f)) for f in sys.argv[1:])
+assert b["examples"] == 10 and b["log_likelihoods"] == c["log_likelihoods"], "not 10 or not stable"
+full = a["log_likelihoods"]
+assert b["log_likelihoods"] != full[:10], "the first 10, not a subset"
+assert all(x in full for x in b["log_likelihoods"]), "not a subset of the split"
+PY' "prepared --limit: not a fixed subset of the split"
 "$lmforge" eval --task classify "$d/m" "$d/data.jsonl" --method nope >/dev/null 2>"$d/e.txt"; rc=$?
 check '[ $rc -eq 2 ] && grep -q "expected score" "$d/e.txt"' "--method nope not refused"
 "$lmforge" eval --task classify "$d/m" "$d/data.jsonl" --method head >/dev/null 2>"$d/e.txt"; rc=$?

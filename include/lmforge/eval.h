@@ -98,7 +98,8 @@ void lf_cls_scores_free(lf_cls_scores *s);
 /* Labelled examples of a folder lmforge prepare made from {"text","label"} records: split
  * ("train" or "val") decoded back to text ("<text>\nlabel:" prompt, " <label>" answer) with
  * tokenizer (a tokenizer.json; NULL: the folder's own), labels in meta.json's order. At most
- * limit examples (0: all). */
+ * limit examples (0: all): a fixed pseudo-random subset (the same in every run), in file order;
+ * documents must number under 2^24 for a subset. */
 typedef struct {
     char **text;  // (n)
     int *label;   // (n)

@@ -3,7 +3,7 @@
  * (--method score: each label's continuation log-likelihood after a prompt, zero-shot or after
  * fine-tuning) or by a sequence-classification head (--method head: score.weight).
  * DATA: a JSONL file of {"text", "label"} records, or a folder lmforge prepare made from
- * labelled data (its val.bin split, decoded back to text, and its meta.json label order). */
+ * labelled data (its val.bin split or --split's, decoded back to text, and its meta.json label order). */
 #include "cli.h"
 #include "lmforge/ckpt.h"
 #include "lmforge/data.h"
@@ -161,13 +161,13 @@ static int read_jsonl(cls_data *d, const char *path, int fixed_labels, size_t li
     return rc;
 }
 
-/* a prepared classification folder's val.bin, decoded back to text (src/eval/cls_dataset.c) */
-static int read_prepared(cls_data *d, const char *dir, const char *model, size_t limit) {
+/* a prepared classification folder's val.bin (or split.bin), decoded back to text (src/eval/cls_dataset.c) */
+static int read_prepared(cls_data *d, const char *dir, const char *split, const char *model, size_t limit) {
     char tp[4200];
     snprintf(tp, sizeof tp, "%s/tokenizer.json", dir);
     if (!lf_path_exists(tp)) snprintf(tp, sizeof tp, "%s/tokenizer.json", model);
     lf_cls_dataset ds;
-    if (lf_cls_dataset_load_prepared(&ds, dir, "val", tp, limit == (size_t)-1 ? 0 : limit)) {
+    if (lf_cls_dataset_load_prepared(&ds, dir, split, tp, limit == (size_t)-1 ? 0 : limit)) {
         cli_fail("eval");
         return -1;
     }
@@ -248,7 +248,7 @@ static void print_metrics(const lf_cls_metrics *r, const cls_data *d) {
 }
 
 int cmd_eval_classify(int argc, char **argv) {
-    const char *model = NULL, *data = NULL, *tokp = NULL, *adapters = NULL, *json_out = NULL, *labels_arg = NULL, *method = "score",
+    const char *model = NULL, *data = NULL, *tokp = NULL, *adapters = NULL, *split = "val", *json_out = NULL, *labels_arg = NULL, *method = "score",
                *norm = "sum";
     char *prompt = NULL, *answer = NULL;
     int limit = 0, max_tokens = 0, B = 8, resamples = 1000, seed = 1234, quiet = 0, per_example = 0;
@@ -268,6 +268,10 @@ int cmd_eval_classify(int argc, char **argv) {
         else if (!strcmp(a, "--norm") && has) norm = argv[++i];
         else if (!strcmp(a, "--tokenizer") && has) tokp = argv[++i];
         else if (!strcmp(a, "--adapter") && has) adapters = argv[++i];
+        else if (!strcmp(a, "--split") && has) {
+            split = argv[++i];
+            if (strcmp(split, "train") && strcmp(split, "val") && strcmp(split, "test")) goto usage;
+        }
         else if (!strcmp(a, "--json") && has) json_out = argv[++i];
         else if (!strcmp(a, "--quiet")) quiet = 1;
         else if (!strcmp(a, "--per-example")) per_example = 1;
@@ -320,7 +324,7 @@ int cmd_eval_classify(int argc, char **argv) {
             fprintf(stderr, "lmforge eval: %s: no meta.json with labels (a folder from lmforge prepare on labelled data, or a JSONL file)\n", data);
             goto out;
         }
-        if (read_prepared(&d, data, model, lim)) goto out;
+        if (read_prepared(&d, data, split, model, lim)) goto out;
     } else if (read_jsonl(&d, data, d.K > 0, lim)) goto out;
     if (d.K < 2) {
         fprintf(stderr, "lmforge eval: %s: %d label%s; classification needs at least 2\n", data, d.K, d.K == 1 ? "" : "s");
@@ -456,10 +460,11 @@ usage:
             "usage: lmforge eval --task classify MODEL DATA [--method score|head] [--template '{text}\\nlabel:']\n"
             "                    [--answer ' {label}'] [--norm sum|token|char] [--labels A,B,..] [--limit N]\n"
             "                    [--max-tokens T] [--batch B] [--bootstrap N] [--seed S] [--tokenizer PATH]\n"
-            "                    [--adapter DIR[:SCALE][,DIR...]]\n"
+            "                    [--adapter DIR[:SCALE][,DIR...]] [--split val|test|train]\n"
             "                    [--json FILE [--per-example]] [--quiet]\n"
             "  DATA: a JSONL file of {\"text\", \"label\"} records, or a folder from lmforge prepare on labelled\n"
-            "  data (its val.bin split). Labels keep meta.json's order (or --labels, or first appearance).\n");
+            "  data (its val.bin split, or --split's). Labels keep meta.json's order (or --labels, or first\n"
+            "  appearance). --limit N: a JSONL file's first N records; a prepared split's fixed pseudo-random N.\n");
 usage_quiet:
     free(prompt);
     free(answer);

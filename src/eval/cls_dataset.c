@@ -45,6 +45,11 @@ static lf_status read_labels(lf_cls_dataset *d, const char *dir) {
     return st;
 }
 
+static int cmp_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
 lf_status lf_cls_dataset_load_prepared(lf_cls_dataset *d, const char *dir, const char *split, const char *tokenizer,
                                        size_t limit) {
     memset(d, 0, sizeof *d);
@@ -67,7 +72,20 @@ lf_status lf_cls_dataset_load_prepared(lf_cls_dataset *d, const char *dir, const
     size_t nd = lf_shard_num_docs(s), cap = 0;
     lf_ids ids = {0};
     if (limit == 0 || limit > nd) limit = nd;
+    /* A limit takes a fixed pseudo-random subset (the same for every run and seed), not the first
+     * documents: sources store their test splits sorted by label. Kept in document order. */
+    int subset = limit < nd && nd <= 0xffffff; /* else the first documents */
+    uint8_t *pick = subset ? calloc(nd, 1) : NULL;
+    if (subset) {
+        uint64_t *key = malloc(nd * sizeof *key);
+        if (!pick || !key) st = LF_ERR_NOMEM;
+        for (size_t i = 0; !st && i < nd; i++) key[i] = (lf_hash64(0xc1a55e7, i, 0) & ~(uint64_t)0xffffff) | (i & 0xffffff);
+        if (!st) qsort(key, nd, sizeof *key, cmp_u64);
+        for (size_t i = 0; !st && i < limit; i++) pick[key[i] & 0xffffff] = 1;
+        free(key);
+    }
     for (size_t doc = 0; doc < nd && d->n < limit && !st; doc++) {
+        if (pick && !pick[doc]) continue;
         size_t a = lf_shard_doc_start(s, doc), b = lf_shard_doc_start(s, doc + 1), split_at = a;
         while (split_at < b && !lf_shard_is_target(s, split_at)) split_at++;
         ids.n = 0;
@@ -105,6 +123,7 @@ lf_status lf_cls_dataset_load_prepared(lf_cls_dataset *d, const char *dir, const
         free(text);
         free(lab);
     }
+    free(pick);
     lf_ids_free(&ids);
     lf_shard_close(s);
     lf_tokenizer_free(t);
