@@ -65,7 +65,7 @@ int cmd_generate(int argc, char **argv) {
         return 1;
     }
     char p[4096];
-    snprintf(p, sizeof p, "%s/tokenizer.json", model);
+    cli_model_tokenizer(model, p, sizeof p);
     lf_tokenizer *t;
     if (lf_tokenizer_load(&t, tokp ? tokp : p)) {
         lf_model_free(m);
