@@ -47,22 +47,7 @@ lf_status lf_hf_save(lf_model *m, const char *dir);
 /* ---- llama2.c checkpoints (legacy headerless format) */
 lf_status lf_llama2c_load(lf_model **out, const char *path);
 
-/* ---- GGUF (llama.cpp): llama and gpt2 architectures; F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K and
- * Q6_K tensors dequantized to float32; q/k rows put back in Hugging Face's rotate-half order. tok
- * (may be NULL) gets the tokenizer from the tokenizer.ggml.* metadata (byte-level BPE). */
-typedef struct lf_tokenizer lf_tokenizer;
-typedef struct lf_gguf lf_gguf;
-lf_status lf_gguf_open(lf_gguf **out, const char *path); /* every count, length, offset and size checked */
-void lf_gguf_close(lf_gguf *g);
-lf_status lf_gguf_load(lf_model **out, lf_tokenizer **tok, const char *path);
-/* the GGUF's tokenizer as tokenizer.json text (malloc'd) */
-lf_status lf_gguf_tokenizer_json(const char *path, char **json);
-/* n values of ggml type (0 F32, 1 F16, 2 Q4_0, 3 Q4_1, 8 Q8_0, 12 Q4_K, 14 Q6_K, 30 BF16) */
-lf_status lf_gguf_dequantize(uint32_t type, const void *src, size_t n, float *dst);
-int lf_is_gguf(const char *path); /* starts with the GGUF magic */
-
-/* Any of the above: a directory is a Hugging Face model, a .gguf file (by its magic) a GGUF model,
- * another file a llama2.c checkpoint. */
+/* Any of the above: a directory is a Hugging Face model, a file is a llama2.c checkpoint. */
 lf_status lf_model_load(lf_model **out, const char *path);
 
 #endif

@@ -33,8 +33,6 @@ typedef struct lf_tok_encoder lf_tok_encoder;
 /* Detects the kind from the content: a tokenizer.json, a folder holding tokenizer.json or
  * encoder.json + vocab.bpe, or a llama2.c tokenizer.bin. */
 lf_status lf_tokenizer_load(lf_tokenizer **out, const char *path);
-/* A tokenizer.json held in memory (where names the source for messages). */
-lf_status lf_tokenizer_from_json(lf_tokenizer **out, const char *text, size_t len, const char *where);
 lf_status lf_tokenizer_load_gpt2(lf_tokenizer **out, const char *encoder_json, const char *vocab_bpe);
 void lf_tokenizer_free(lf_tokenizer *t);
 

@@ -3,8 +3,6 @@
 #ifndef LF_CLI_H
 #define LF_CLI_H
 
-#include <stddef.h>
-
 int cmd_demo(int argc, char **argv);
 int cmd_quickstart(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
@@ -24,11 +22,8 @@ int cmd_lora(int argc, char **argv);
 typedef struct lf_model lf_model;
 int cli_load_adapters(lf_model *m, const char *list, const char *cmd);
 
-/* the tokenizer that comes with a model: MODEL/tokenizer.json, or the GGUF file itself */
-void cli_model_tokenizer(const char *model, char *buf, size_t cap);
 /* prints "lmforge <cmd>: <message>" from lf_last_error() and returns 1 */
 int cli_fail(const char *cmd);
-#include <stddef.h>
 #include <signal.h>
 /* SIGINT/SIGTERM set the returned flag instead of killing the process (training checkpoints, then stops) */
 volatile sig_atomic_t *cli_stop_on_signals(void);

@@ -65,7 +65,7 @@ int cmd_generate(int argc, char **argv) {
         return 1;
     }
     char p[4096];
-    cli_model_tokenizer(model, p, sizeof p);
+    snprintf(p, sizeof p, "%s/tokenizer.json", model);
     lf_tokenizer *t;
     if (lf_tokenizer_load(&t, tokp ? tokp : p)) {
         lf_model_free(m);

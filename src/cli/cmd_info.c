@@ -5,7 +5,6 @@
 #include "lmforge/model.h"
 
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 int cmd_info(int argc, char **argv) {
@@ -39,8 +38,7 @@ int cmd_info(int argc, char **argv) {
 
 int cmd_convert(int argc, char **argv) {
     if (argc != 3 || argv[1][0] == '-') {
-        printf("usage: lmforge convert MODEL OUTDIR   (writes OUTDIR/config.json + model.safetensors;\n"
-               "       MODEL: an HF folder, a llama2.c .bin, or a GGUF file, whose tokenizer.json it writes too)\n");
+        printf("usage: lmforge convert MODEL OUTDIR   (writes OUTDIR/config.json + model.safetensors)\n");
         return argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) ? 0 : 2;
     }
     lf_model *m;
@@ -48,17 +46,6 @@ int cmd_convert(int argc, char **argv) {
     if (lf_hf_save(m, argv[2])) {
         lf_model_free(m);
         return cli_fail("convert");
-    }
-    if (lf_is_gguf(argv[1])) { /* its tokenizer beside the weights */
-        char *js = NULL, p[4200];
-        snprintf(p, sizeof p, "%s/tokenizer.json", argv[2]);
-        lf_status st = lf_gguf_tokenizer_json(argv[1], &js);
-        if (!st) st = lf_write_file_atomic(p, js, strlen(js));
-        free(js);
-        if (st) {
-            lf_model_free(m);
-            return cli_fail("convert");
-        }
     }
     printf("wrote %s (%zu parameters)\n", argv[2], lf_model_num_scalars(m));
     lf_model_free(m);

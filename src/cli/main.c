@@ -2,8 +2,6 @@
 #include "cli.h"
 #include "lmforge/core.h"
 #include "lmforge/kernels.h"
-#include "lmforge/ckpt.h"
-#include <sys/stat.h>
 
 #include <errno.h>
 #include <math.h>
@@ -39,12 +37,6 @@ static void usage(FILE *f) {
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].help);
     fprintf(f, "\nRun 'lmforge COMMAND --help' for a command's options. With no command, runs 'quickstart'.\n");
-}
-
-void cli_model_tokenizer(const char *model, char *buf, size_t cap) {
-    struct stat sb;
-    if (stat(model, &sb) == 0 && S_ISREG(sb.st_mode) && lf_is_gguf(model)) snprintf(buf, cap, "%s", model);
-    else snprintf(buf, cap, "%s/tokenizer.json", model);
 }
 
 int cli_fail(const char *cmd) {

@@ -2,7 +2,6 @@
  * byte_fallback), GPT-2's encoder.json + vocab.bpe, llama2.c's tokenizer.bin, and
  * lf_tokenizer_load, which picks one by looking at a file or a folder. */
 #include "tok_internal.h"
-#include "lmforge/ckpt.h" /* GGUF files carry their tokenizer */
 
 #include <errno.h>
 #include <jansson.h>
@@ -343,31 +342,12 @@ static int count_type(json_t *node, const char *type, const char *list_key) {
     return n;
 }
 
-static lf_status tokenizer_from_json(lf_tokenizer **out, json_t *j, const char *path);
-
 static lf_status load_tokenizer_json(lf_tokenizer **out, const char *path) {
     *out = NULL;
     lf_status st;
     json_t *j = read_json(path, &st);
     if (!j) return st;
-    return tokenizer_from_json(out, j, path);
-}
-
-lf_status lf_tokenizer_from_json(lf_tokenizer **out, const char *text, size_t len, const char *where) {
-    *out = NULL;
-    json_error_t e;
-    json_t *j = json_loadb(text, len, 0, &e);
-    if (!j) {
-        lf_set_error("%s: tokenizer JSON: %s (line %d)", where, e.text, e.line);
-        return LF_ERR_FORMAT;
-    }
-    return tokenizer_from_json(out, j, where);
-}
-
-/* takes over j */
-static lf_status tokenizer_from_json(lf_tokenizer **out, json_t *j, const char *path) {
-    *out = NULL;
-    lf_status st = LF_ERR_FORMAT;
+    st = LF_ERR_FORMAT;
     lf_tokenizer *t = NULL;
     json_t *model = json_object_get(j, "model");
     json_t *pre = json_object_get(j, "pre_tokenizer"), *norm = json_object_get(j, "normalizer");
@@ -672,16 +652,6 @@ lf_status lf_tokenizer_load(lf_tokenizer **out, const char *path) {
         lf_set_error("%s: cannot open (%s)", path, strerror(errno));
         return LF_ERR_IO;
     }
-    char magic[4] = {0};
-    if (fread(magic, 1, 4, f) == 4 && !memcmp(magic, "GGUF", 4)) { /* llama.cpp's file: the tokenizer.ggml.* metadata */
-        fclose(f);
-        char *js = NULL;
-        lf_status st = lf_gguf_tokenizer_json(path, &js);
-        if (!st) st = lf_tokenizer_from_json(out, js, strlen(js), path);
-        free(js);
-        return st;
-    }
-    rewind(f);
     int c;
     while ((c = fgetc(f)) == ' ' || c == '\n' || c == '\r' || c == '\t') {}
     fclose(f);
