@@ -25,7 +25,7 @@ static const struct {
     {"config", cmd_config, "'config show': print the resolved training configuration"},
     {"eval", cmd_eval, "perplexity, loss and bits per byte on text, folders or shards (sliding window)"},
     {"generate", cmd_generate, "sample text with a KV cache (greedy, temperature, top-k, top-p)"},
-    {"convert", cmd_convert, "load a model (HF directory or llama2.c .bin) and save it as an HF directory"},
+    {"convert", cmd_convert, "load a model (HF directory, GGUF or llama2.c .bin) and save it as an HF directory"},
 };
 
 static void usage(FILE *f) {

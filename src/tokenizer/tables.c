@@ -157,7 +157,7 @@ lf_status lf_tok_finish(lf_tokenizer *t) {
     qsort_r(t->special_ids, (size_t)t->n_special, sizeof(int), cmp_special_len, t);
     if (t->kind == LF_TOK_BYTELEVEL) {
         for (int b = 0; b < 256; b++)
-            if (t->byte_id[b] < 0) {
+            if (t->byte_id[b] < 0 && !t->drop_missing_bytes) {
                 lf_set_error("byte-level tokenizer has no token for byte 0x%02x", b);
                 return LF_ERR_FORMAT;
             }

@@ -48,6 +48,7 @@ struct lf_tokenizer {
     int sp_split_ok;      /* no piece has a non-space followed by a space: chunking at words is exact */
     int sp_split_spaces;  /* Metaspace(split=true): every space starts a new word, merges never cross */
     int sp_prefix_unless_space; /* Metaspace: the prefix is added only if the text does not start with one */
+    int drop_missing_bytes; /* byte-level from GGUF: bytes without a token are dropped, as llama.cpp does */
     uint64_t fingerprint;
 };
 
