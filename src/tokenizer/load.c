@@ -2,6 +2,7 @@
  * byte_fallback), GPT-2's encoder.json + vocab.bpe, llama2.c's tokenizer.bin, and
  * lf_tokenizer_load, which picks one by looking at a file or a folder. */
 #include "tok_internal.h"
+#include "lmforge/ckpt.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -623,6 +624,14 @@ lf_status lf_tokenizer_load(lf_tokenizer **out, const char *path) {
     if (strlen(path) + 32 > sizeof a) { /* the names built below would be cut: another file */
         lf_set_error("%.200s...: path too long (%zu bytes)", path, strlen(path));
         return LF_ERR_ARG;
+    }
+    if (S_ISREG(sb.st_mode) && lf_is_gguf(path)) { /* a GGUF model carries its tokenizer in the metadata */
+        lf_gguf *g;
+        lf_status st = lf_gguf_open(&g, path);
+        if (st) return st;
+        st = lf_gguf_tokenizer(out, g);
+        lf_gguf_close(g);
+        return st;
     }
     if (S_ISDIR(sb.st_mode)) {
         snprintf(a, sizeof a, "%s/tokenizer.json", path);
