@@ -696,8 +696,8 @@ lf_status lf_tokenizer_from_gguf(lf_tokenizer **out, const lf_tok_gguf_spec *s) 
     }
     const char *pattern = GPT2_PATTERN;
     if (bytelevel && s->pre && strcmp(s->pre, "smollm") == 0) pattern = SMOLLM_PATTERN;
-    else if (bytelevel && s->pre && strcmp(s->pre, "gpt2") != 0 && strcmp(s->pre, "default") != 0) {
-        lf_set_error("%s: tokenizer.ggml.pre '%.40s' is not supported (gpt2, default, smollm)", path, s->pre);
+    else if (bytelevel && s->pre && strcmp(s->pre, "gpt2") != 0 && strcmp(s->pre, "gpt-2") != 0 && strcmp(s->pre, "default") != 0) {
+        lf_set_error("%s: tokenizer.ggml.pre '%.40s' is not supported (gpt2, gpt-2, default, smollm)", path, s->pre);
         return LF_ERR_FORMAT;
     }
     if (s->n < 3 || s->n > (1 << 24)) {
