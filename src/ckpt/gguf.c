@@ -692,11 +692,13 @@ lf_status lf_gguf_load_model(lf_model **out, const lf_gguf *g) {
 }
 
 int lf_is_gguf(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return 0;
+    struct stat sb; /* only regular files are opened: a FIFO would block here */
+    if (stat(path, &sb) != 0 || !S_ISREG(sb.st_mode)) return 0;
+    int fd = open(path, O_RDONLY | O_NONBLOCK);
+    if (fd < 0) return 0;
     char mg[4];
-    int ok = fread(mg, 1, 4, f) == 4 && memcmp(mg, "GGUF", 4) == 0;
-    fclose(f);
+    int ok = read(fd, mg, 4) == 4 && memcmp(mg, "GGUF", 4) == 0;
+    close(fd);
     return ok;
 }
 
