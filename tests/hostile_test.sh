@@ -151,5 +151,17 @@ refuse 1 "conv2.*sub.*not a regular file" "$lmforge" convert $model conv2
 [ -f conv2/sub/keep ] && ok || bad "convert over a folder with subfolders destroyed them"
 ls | grep -q '\.tmp\.' && bad "temporary folders left behind: $(ls | grep '\.tmp\.')" || ok
 
+# ---- GGUF: truncated header, counts and lengths larger than the file, tensor data past the end
+gg="$(cd "$(dirname "$0")" && pwd)/fuzz/corpus/gguf/llama_spm.gguf"
+head -c 1000 "$gg" > trunc.gguf
+refuse - "trunc.gguf: truncated while reading" "$lmforge" info trunc.gguf
+python3 -c "import sys; b=bytearray(open(sys.argv[1],'rb').read()); b[8:16]=(2**62).to_bytes(8,'little'); open('count.gguf','wb').write(b)" "$gg"
+refuse - "count.gguf: header claims .* more than the file can hold" "$lmforge" generate count.gguf --max-tokens 1
+python3 -c "import sys; b=bytearray(open(sys.argv[1],'rb').read()); b[24:32]=(2**62).to_bytes(8,'little'); open('strlen.gguf','wb').write(b)" "$gg"
+refuse - "strlen.gguf: metadata key has length" "$lmforge" info strlen.gguf
+head -c $(( $(stat -c %s "$gg") - 64 )) "$gg" > short.gguf
+refuse - "short.gguf: tensor '.*' .* lies outside the file" "$lmforge" convert short.gguf shortout
+[ ! -e shortout ] && ok || bad "a refused GGUF convert left shortout behind"
+
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]

@@ -2,6 +2,7 @@
  * for GPT-2, sentencepiece for Llama 2), exact byte round trips (including invalid UTF-8 and
  * random bytes), special-token handling, BOS/EOS, a long single "word", BPE training with a
  * save/load round trip, and malformed tokenizer files. */
+#define _GNU_SOURCE /* memmem */
 #include "lmforge/tokenizer.h"
 #include "testutil.h"
 
@@ -303,15 +304,28 @@ static void test_hostile(void) {
     json_object_set_new(base, "pre_tokenizer", json_pack("{s:s, s:b}", "type", "ByteLevel", "add_prefix_space", 0));
 
     /* an added token that takes a byte's id: byte 0x01 used to be encoded as that token, which
-     * decodes to "<evil>"; now the byte has no piece left and the file is refused by name */
+     * decodes to "<evil>". A vocabulary may lack a few bytes (SmolLM2 lacks control characters;
+     * tokenizers and llama.cpp drop them), so the file loads, but the byte is dropped, never
+     * encoded as the added token */
     json_t *added = json_object_get(base, "added_tokens");
     json_array_append_new(added, json_pack("{s:i, s:s, s:b}", "id", 1, "content", "<evil>", "special", 1));
     snprintf(p, sizeof p, "%s/added_byte.json", dir);
     LF_ASSERT(json_dump_file(base, p, 0) == 0);
     lf_tokenizer *x = NULL;
-    CHECK(lf_tokenizer_load(&x, p) != LF_OK && strstr(lf_last_error(), "byte 0x01"), "added token over a byte: %s",
-          x ? "accepted" : lf_last_error());
-    if (x) roundtrip(x, "a\x01b", 3, "added token over a byte");
+    CHECK(lf_tokenizer_load(&x, p) == LF_OK, "added token over a byte: %s", lf_last_error());
+    if (x) {
+        lf_ids ids = {0};
+        LF_ASSERT(lf_tokenizer_encode(x, "a\x01b", 3, 0, &ids) == LF_OK);
+        int has_evil = 0;
+        for (size_t i = 0; i < ids.n; i++) has_evil |= ids.ids[i] == 1;
+        CHECK(!has_evil, "byte 0x01 encoded as the added token <evil>");
+        char *text = NULL;
+        size_t tl = 0;
+        LF_ASSERT(lf_tokenizer_decode(x, ids.ids, ids.n, &text, &tl) == LF_OK);
+        CHECK(!memmem(text, tl, "<evil>", 6) && tl >= 1 && text[0] == 'a', "a\\x01b decodes to '%.*s'", (int)tl, text);
+        free(text);
+        lf_ids_free(&ids);
+    }
     lf_tokenizer_free(x);
     json_decref(base);
 

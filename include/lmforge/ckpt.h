@@ -47,7 +47,58 @@ lf_status lf_hf_save(lf_model *m, const char *dir);
 /* ---- llama2.c checkpoints (legacy headerless format) */
 lf_status lf_llama2c_load(lf_model **out, const char *path);
 
-/* Any of the above: a directory is a Hugging Face model, a file is a llama2.c checkpoint. */
+/* ---- GGUF (llama.cpp), versions 2 and 3: untrusted reader, dequantized to float32 on load */
+#include "lmforge/tokenizer.h"
+typedef struct lf_gguf lf_gguf;
+typedef struct {
+    const char *key; /* not NUL-terminated */
+    int key_len;
+    uint32_t type;   /* GGUF value type (9 = array) */
+    uint32_t arr_type;
+    uint64_t n;      /* array length */
+    const uint8_t *val, *val_end; /* the encoded value inside the mapped file */
+} lf_gguf_kv;
+typedef struct {
+    char name[128];
+    int ndim;
+    int64_t ne[4];   /* innermost first */
+    size_t numel, nbytes;
+    uint32_t type;   /* ggml type id */
+    const char *type_name;
+    uint64_t offset;
+    const uint8_t *data;
+} lf_gguf_tensor;
+lf_status lf_gguf_open(lf_gguf **out, const char *path);
+void lf_gguf_close(lf_gguf *g);
+const char *lf_gguf_path(const lf_gguf *g);
+int lf_gguf_num_kv(const lf_gguf *g);
+const lf_gguf_kv *lf_gguf_kv_at(const lf_gguf *g, int i);
+const lf_gguf_kv *lf_gguf_find_kv(const lf_gguf *g, const char *key);
+int lf_gguf_num_tensors(const lf_gguf *g);
+const lf_gguf_tensor *lf_gguf_tensor_at(const lf_gguf *g, int i);
+const lf_gguf_tensor *lf_gguf_find_tensor(const lf_gguf *g, const char *name);
+/* metadata getters: 0 found, 1 absent (*out = def), -1 wrong type or range (error set) */
+int lf_gguf_get_int(const lf_gguf *g, const char *key, int64_t def, int64_t lo, int64_t hi, int64_t *out);
+int lf_gguf_get_float(const lf_gguf *g, const char *key, double def, double *out);
+const char *lf_gguf_get_str(const lf_gguf *g, const char *key, size_t *len);
+lf_status lf_gguf_dequantize(const lf_gguf *g, const lf_gguf_tensor *t, float *dst); /* numel floats */
+/* the block dequantizers (nblocks blocks; F32/F16/BF16: n values), exposed for tests */
+float lf_gguf_f16(uint16_t h);
+void lf_gguf_deq_f32(const uint8_t *src, float *dst, size_t n);
+void lf_gguf_deq_f16(const uint8_t *src, float *dst, size_t n);
+void lf_gguf_deq_bf16(const uint8_t *src, float *dst, size_t n);
+void lf_gguf_deq_q8_0(const uint8_t *src, float *dst, size_t nblocks);
+void lf_gguf_deq_q4_0(const uint8_t *src, float *dst, size_t nblocks);
+void lf_gguf_deq_q4_1(const uint8_t *src, float *dst, size_t nblocks);
+void lf_gguf_deq_q4_k(const uint8_t *src, float *dst, size_t nblocks);
+void lf_gguf_deq_q6_k(const uint8_t *src, float *dst, size_t nblocks);
+lf_status lf_gguf_load_model(lf_model **out, const lf_gguf *g);
+lf_status lf_gguf_tokenizer(lf_tokenizer **out, const lf_gguf *g);
+/* model (llama or gpt2) and, when tok != NULL, the tokenizer from the metadata */
+lf_status lf_gguf_load(lf_model **out, lf_tokenizer **tok, const char *path);
+int lf_is_gguf(const char *path); /* starts with the GGUF magic */
+
+/* Any of the above: a directory is a Hugging Face model, a file a GGUF (by its magic) or else a llama2.c checkpoint. */
 lf_status lf_model_load(lf_model **out, const char *path);
 
 #endif

@@ -64,6 +64,25 @@ lf_status lf_tokenizer_encode_parallel(const lf_tokenizer *t, const char *text, 
 /* Decodes into a malloc'd buffer (*out, *out_len; NUL-terminated for convenience). */
 lf_status lf_tokenizer_decode(const lf_tokenizer *t, const int32_t *ids, size_t n, char **out, size_t *out_len);
 
+/* A tokenizer from GGUF metadata (tokenizer.ggml.*), parsed by the GGUF reader: model "gpt2"
+ * (byte-level BPE; pre "gpt2"/"default" or "smollm", which isolates every digit) or "llama"
+ * (SentencePiece with scores). Strings are not NUL-terminated. */
+typedef struct {
+    const char *path;  /* for messages */
+    const char *model, *pre; /* NUL-terminated, pre may be NULL */
+    int n;
+    const char *const *tok;
+    const size_t *tok_len;
+    const int32_t *types; /* may be NULL */
+    const float *scores;  /* may be NULL */
+    int n_merges;
+    const char *const *merge;
+    const size_t *merge_len;
+    int bos, eos, unk;    /* -1 when absent */
+    int add_space_prefix; /* SentencePiece dummy prefix */
+} lf_tok_gguf_spec;
+lf_status lf_tokenizer_from_gguf(lf_tokenizer **out, const lf_tok_gguf_spec *s);
+
 /* Writes a Hugging Face tokenizer.json (atomic). */
 lf_status lf_tokenizer_save_json(const lf_tokenizer *t, const char *path);
 

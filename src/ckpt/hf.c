@@ -515,5 +515,6 @@ lf_status lf_model_load(lf_model **out, const char *path) {
         return LF_ERR_IO;
     }
     if (S_ISDIR(sb.st_mode)) return lf_hf_load(out, path);
+    if (lf_is_gguf(path)) return lf_gguf_load(out, NULL, path);
     return lf_llama2c_load(out, path);
 }

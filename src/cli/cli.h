@@ -3,6 +3,8 @@
 #ifndef LF_CLI_H
 #define LF_CLI_H
 
+#include <stddef.h>
+
 int cmd_demo(int argc, char **argv);
 int cmd_quickstart(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
@@ -22,6 +24,8 @@ int cmd_lora(int argc, char **argv);
 typedef struct lf_model lf_model;
 int cli_load_adapters(lf_model *m, const char *list, const char *cmd);
 
+/* the tokenizer that comes with a model: MODEL/tokenizer.json, or the GGUF file itself */
+void cli_model_tokenizer(const char *model, char *buf, size_t cap);
 /* prints "lmforge <cmd>: <message>" from lf_last_error() and returns 1 */
 int cli_fail(const char *cmd);
 #include <signal.h>

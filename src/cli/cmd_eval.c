@@ -105,7 +105,7 @@ int cmd_eval(int argc, char **argv) {
         lf_shard *s;
         lf_tokenizer *t = NULL; /* the shard's fingerprint is checked against it; bytes per token for bits per byte */
         char p[4096];
-        snprintf(p, sizeof p, "%s/tokenizer.json", model);
+        cli_model_tokenizer(model, p, sizeof p);
         if (tokp && lf_tokenizer_load(&t, tokp)) {
             lf_model_free(m);
             return cli_fail("eval");
@@ -136,7 +136,7 @@ int cmd_eval(int argc, char **argv) {
         lf_tokenizer_free(t);
     } else {
         char p[4096];
-        snprintf(p, sizeof p, "%s/tokenizer.json", model);
+        cli_model_tokenizer(model, p, sizeof p);
         lf_tokenizer *t;
         if (lf_tokenizer_load(&t, tokp ? tokp : p)) {
             lf_model_free(m);

@@ -165,7 +165,7 @@ static int read_jsonl(cls_data *d, const char *path, int fixed_labels, size_t li
 static int read_prepared(cls_data *d, const char *dir, const char *split, const char *model, size_t limit) {
     char tp[4200];
     snprintf(tp, sizeof tp, "%s/tokenizer.json", dir);
-    if (!lf_path_exists(tp)) snprintf(tp, sizeof tp, "%s/tokenizer.json", model);
+    if (!lf_path_exists(tp)) cli_model_tokenizer(model, tp, sizeof tp);
     lf_cls_dataset ds;
     if (lf_cls_dataset_load_prepared(&ds, dir, split, tp, limit == (size_t)-1 ? 0 : limit)) {
         cli_fail("eval");
@@ -333,7 +333,7 @@ int cmd_eval_classify(int argc, char **argv) {
     lf_model *m = NULL;
     lf_tokenizer *t = NULL;
     char tp[4200];
-    snprintf(tp, sizeof tp, "%s/tokenizer.json", model);
+    cli_model_tokenizer(model, tp, sizeof tp);
     if (lf_model_load(&m, model) || lf_tokenizer_load(&t, tokp ? tokp : tp)) {
         rc = cli_fail("eval");
         lf_model_free(m);

@@ -67,6 +67,8 @@ int cmd_generate(int argc, char **argv) {
     char p[4096];
     snprintf(p, sizeof p, "%s/tokenizer.json", model);
     lf_tokenizer *t;
+    int gguf = lf_is_gguf(model); /* a GGUF carries its tokenizer; its prompts may hold special tokens (chat templates) */
+    if (gguf && !tokp) tokp = model;
     if (lf_tokenizer_load(&t, tokp ? tokp : p)) {
         lf_model_free(m);
         return cli_fail("generate");
@@ -74,6 +76,7 @@ int cmd_generate(int argc, char **argv) {
     const lf_config *mc = lf_model_config(m);
     lf_ids ids = {0};
     unsigned flags = lf_tokenizer_kind(t) == LF_TOK_SENTENCEPIECE ? LF_ENC_BOS : 0;
+    if (gguf) flags |= LF_ENC_ALLOW_SPECIAL;
     lf_tokenizer_encode(t, prompt, strlen(prompt), flags, &ids);
     if (ids.n == 0 && lf_tokenizer_eos(t) >= 0) lf_ids_push(&ids, lf_tokenizer_eos(t)); /* empty prompt: start a document */
     int rc = 0;

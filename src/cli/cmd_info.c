@@ -47,6 +47,21 @@ int cmd_convert(int argc, char **argv) {
         lf_model_free(m);
         return cli_fail("convert");
     }
+    if (lf_is_gguf(argv[1])) { /* a GGUF carries its tokenizer: write it beside the weights */
+        lf_gguf *g;
+        lf_tokenizer *tok = NULL;
+        char tp[4096];
+        snprintf(tp, sizeof tp, "%s/tokenizer.json", argv[2]);
+        if (lf_gguf_open(&g, argv[1]) == LF_OK) {
+            if (lf_gguf_find_kv(g, "tokenizer.ggml.model") && lf_gguf_tokenizer(&tok, g) == LF_OK &&
+                lf_tokenizer_save_json(tok, tp) == LF_OK)
+                printf("wrote %s\n", tp);
+            else if (lf_gguf_find_kv(g, "tokenizer.ggml.model"))
+                fprintf(stderr, "convert: tokenizer not written: %s\n", lf_last_error());
+            lf_tokenizer_free(tok);
+            lf_gguf_close(g);
+        }
+    }
     printf("wrote %s (%zu parameters)\n", argv[2], lf_model_num_scalars(m));
     lf_model_free(m);
     return 0;

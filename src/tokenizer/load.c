@@ -2,6 +2,7 @@
  * byte_fallback), GPT-2's encoder.json + vocab.bpe, llama2.c's tokenizer.bin, and
  * lf_tokenizer_load, which picks one by looking at a file or a folder. */
 #include "tok_internal.h"
+#include "lmforge/ckpt.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -624,6 +625,14 @@ lf_status lf_tokenizer_load(lf_tokenizer **out, const char *path) {
         lf_set_error("%.200s...: path too long (%zu bytes)", path, strlen(path));
         return LF_ERR_ARG;
     }
+    if (S_ISREG(sb.st_mode) && lf_is_gguf(path)) { /* a GGUF model carries its tokenizer in the metadata */
+        lf_gguf *g;
+        lf_status st = lf_gguf_open(&g, path);
+        if (st) return st;
+        st = lf_gguf_tokenizer(out, g);
+        lf_gguf_close(g);
+        return st;
+    }
     if (S_ISDIR(sb.st_mode)) {
         snprintf(a, sizeof a, "%s/tokenizer.json", path);
         if (is_file(a)) return load_tokenizer_json(out, a);
@@ -671,3 +680,145 @@ lf_status lf_tokenizer_load(lf_tokenizer **out, const char *path) {
     return load_llama2c(out, path);
 }
 
+
+/* ---- a tokenizer described by GGUF metadata (src/ckpt/gguf.c parses the file and passes the
+ * arrays here). token_type follows llama.cpp: 1 normal, 2 unknown, 3 control, 4 user-defined,
+ * 5 unused, 6 byte. */
+#define SMOLLM_PATTERN "\\p{N}|'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?![^\\s\\p{N}])|\\s+"
+lf_status lf_tokenizer_from_gguf(lf_tokenizer **out, const lf_tok_gguf_spec *s) {
+    *out = NULL;
+    const char *path = s->path;
+    int bytelevel = s->model && strcmp(s->model, "gpt2") == 0;
+    if (!bytelevel && !(s->model && strcmp(s->model, "llama") == 0)) {
+        lf_set_error("%s: tokenizer.ggml.model '%.40s' is not supported (gpt2 or llama)", path,
+                     s->model ? s->model : "(missing)");
+        return LF_ERR_FORMAT;
+    }
+    const char *pattern = GPT2_PATTERN;
+    /* llama.cpp's pre-tokenizer types that share a regex list: GPT-2's, or "\p{N}" then GPT-2's */
+    static const char *const digit_kin[] = {"smollm", "starcoder", "refact", "command-r", "codeshell", "exaone"};
+    static const char *const gpt2_kin[] = {"gpt2", "gpt-2", "default", "olmo", "jais"};
+    int known = 0;
+    for (size_t i = 0; bytelevel && s->pre && i < sizeof digit_kin / sizeof *digit_kin; i++)
+        if (!strcmp(s->pre, digit_kin[i])) pattern = SMOLLM_PATTERN, known = 1;
+    for (size_t i = 0; bytelevel && s->pre && i < sizeof gpt2_kin / sizeof *gpt2_kin; i++) known |= !strcmp(s->pre, gpt2_kin[i]);
+    if (bytelevel && s->pre && !known) {
+        lf_set_error("%s: tokenizer.ggml.pre '%.40s' is not supported (gpt2, gpt-2, default, olmo, jais; smollm, "
+                     "starcoder, refact, command-r, codeshell, exaone)", path, s->pre);
+        return LF_ERR_FORMAT;
+    }
+    if (s->n < 3 || s->n > (1 << 24)) {
+        lf_set_error("%s: %d tokenizer tokens is out of range", path, s->n);
+        return LF_ERR_FORMAT;
+    }
+    lf_tokenizer *t = tok_alloc(bytelevel ? LF_TOK_BYTELEVEL : LF_TOK_SENTENCEPIECE, s->n);
+    if (!t) return LF_ERR_NOMEM;
+    int inv[512];
+    inverse_table(inv);
+    lf_status st = LF_OK;
+    char *buf = NULL;
+    size_t cap = 0;
+    for (int i = 0; i < s->n && !st; i++) {
+        const char *k = s->tok[i];
+        size_t kl = s->tok_len[i], len = 0;
+        int tt = s->types ? s->types[i] : 1;
+        if (kl + 1 > cap) {
+            cap = 2 * kl + 16;
+            char *nb = realloc(buf, cap);
+            if (!nb) { st = LF_ERR_NOMEM; break; }
+            buf = nb;
+        }
+        char *key = malloc(kl + 1); /* NUL-terminated copy: the unmappers stop at NUL */
+        if (!key) { st = LF_ERR_NOMEM; break; }
+        memcpy(key, k, kl);
+        key[kl] = 0;
+        uint8_t type = TT_NORMAL;
+        if (tt == 3 || tt == 4 || tt == 2 || tt == 5) {
+            memcpy(buf, key, kl);
+            len = kl;
+            type = bytelevel ? TT_SPECIAL : TT_CONTROL;
+            if (!bytelevel && tt == 2) t->unk = i;
+            if (!bytelevel && tt == 4) { len = unmap_sp(key, buf); type = TT_NORMAL; }
+        } else if (bytelevel) {
+            if (strlen(key) != kl || unmap_bytelevel(key, buf, &len, inv)) {
+                memcpy(buf, key, kl);
+                len = kl;
+                type = TT_SPECIAL;
+            }
+        } else {
+            int b = byte_token(key, kl);
+            if (b >= 0) {
+                buf[0] = (char)b;
+                len = 1;
+                type = TT_BYTE;
+                t->byte_id[b] = i;
+            } else len = unmap_sp(key, buf);
+        }
+        free(key);
+        if (lf_tok_set_piece(t, i, buf, len, type)) { st = LF_ERR_NOMEM; break; }
+        if (s->scores) t->score[i] = s->scores[i];
+        if (bytelevel && type == TT_NORMAL && len == 1) t->byte_id[(unsigned char)t->piece[i][0]] = i;
+    }
+    if (!st && bytelevel) {
+        t->merges = malloc(sizeof *t->merges * (size_t)(s->n_merges ? s->n_merges : 1));
+        if (!t->merges || lf_tok_map_build(t)) st = LF_ERR_NOMEM;
+        for (int r = 0; r < s->n_merges && !st; r++) {
+            size_t ml = s->merge_len[r];
+            if (ml + 1 > cap) {
+                cap = 2 * ml + 16;
+                char *nb = realloc(buf, cap);
+                if (!nb) { st = LF_ERR_NOMEM; break; }
+                buf = nb;
+            }
+            char *m = malloc(ml + 1);
+            if (!m) { st = LF_ERR_NOMEM; break; }
+            memcpy(m, s->merge[r], ml);
+            m[ml] = 0;
+            char *sp = strlen(m) == ml ? strchr(m, ' ') : NULL;
+            int ids[2] = {-1, -1};
+            if (sp) {
+                *sp = 0;
+                ids[0] = merge_part_id(t, m, buf, inv);
+                ids[1] = merge_part_id(t, sp + 1, buf, inv);
+            }
+            if (ids[0] < 0 || ids[1] < 0) {
+                lf_set_error("%s: merge %d ('%.100s') is not two vocabulary pieces separated by a space", path, r, s->merge[r]);
+                free(m);
+                st = LF_ERR_FORMAT;
+                break;
+            }
+            free(m);
+            st = lf_tok_add_merge(t, ids[0], ids[1], (float)r);
+            if (st == LF_ERR_NOTFOUND) {
+                lf_set_error("%s: merge %d produces a token missing from the vocabulary", path, r);
+                st = LF_ERR_FORMAT;
+            }
+            if (st) break;
+            t->merges[t->n_merges][0] = ids[0];
+            t->merges[t->n_merges][1] = ids[1];
+            t->n_merges++;
+        }
+        if (!st && !(t->pattern = strdup(pattern))) st = LF_ERR_NOMEM;
+    } else if (!st) {
+        t->add_dummy_prefix = s->add_space_prefix;
+        st = lf_tok_map_build(t);
+        if (!st) st = llama2c_merges(t);
+    }
+    free(buf);
+    if (!st) {
+        t->bos = s->bos >= 0 && s->bos < s->n ? s->bos : -1;
+        t->eos = s->eos >= 0 && s->eos < s->n ? s->eos : -1;
+        if (s->unk >= 0 && s->unk < s->n) t->unk = s->unk;
+        if (bytelevel) {
+            free(t->map.slot);
+            t->map.slot = NULL;
+        }
+        st = lf_tok_finish(t);
+    }
+    if (st) {
+        lf_tokenizer_free(t);
+        return st;
+    }
+    *out = t;
+    return LF_OK;
+}

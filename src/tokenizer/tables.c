@@ -156,11 +156,16 @@ lf_status lf_tok_finish(lf_tokenizer *t) {
         if ((t->type[i] == TT_SPECIAL || t->type[i] == TT_CONTROL) && t->plen[i] > 0) t->special_ids[t->n_special++] = i;
     qsort_r(t->special_ids, (size_t)t->n_special, sizeof(int), cmp_special_len, t);
     if (t->kind == LF_TOK_BYTELEVEL) {
-        for (int b = 0; b < 256; b++)
-            if (t->byte_id[b] < 0) {
-                lf_set_error("byte-level tokenizer has no token for byte 0x%02x", b);
-                return LF_ERR_FORMAT;
-            }
+        /* a vocabulary may lack a few bytes (SmolLM2's lacks 21, control characters and bytes that
+         * never occur in UTF-8): encoding drops them, as Hugging Face tokenizers (no unk token) and
+         * llama.cpp do, whether it came from a GGUF or from the tokenizer.json convert wrote; but a
+         * vocabulary without most bytes, or without ' ' and 'a', is not byte-level */
+        int missing = 0;
+        for (int b = 0; b < 256; b++) missing += t->byte_id[b] < 0;
+        if (missing > 64 || t->byte_id[' '] < 0 || t->byte_id['a'] < 0) {
+            lf_set_error("byte-level tokenizer lacks tokens for %d of the 256 bytes (not a byte-level vocabulary?)", missing);
+            return LF_ERR_FORMAT;
+        }
         int err;
         PCRE2_SIZE off;
         t->re = pcre2_compile((PCRE2_SPTR)t->pattern, PCRE2_ZERO_TERMINATED,
