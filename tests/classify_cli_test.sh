@@ -29,6 +29,11 @@ check 'python3 -c "import json,sys; assert json.load(open(sys.argv[1]))[\"exampl
 "$lmforge" prepare --tokenizer "$d/m/tokenizer.json" --input "$d/data.jsonl" --output "$d/p" --val-fraction 0.25 --quiet
 "$lmforge" eval --task classify "$d/m" "$d/p" --quiet --json "$d/p.json" --per-example >/dev/null
 check 'python3 -c "import json,sys; j=json.load(open(sys.argv[1])); assert j[\"examples\"]==30 and j[\"labels\"]==[\"pos\",\"neg\"] and len(j[\"log_likelihoods\"])==30" "$d/p.json"' "prepared folder: not its 30 val examples / meta.json labels"
+# --verbalizer: other words scored for the labels (recorded in the JSON); an unknown label refused
+"$lmforge" eval --task classify "$d/m" "$d/p" --verbalizer pos=good,neg=bad --quiet --json "$d/v.json" >/dev/null
+check 'grep -q "\"verbalizer\": \"pos=good,neg=bad\"" "$d/v.json"' "--verbalizer not applied: $(head -c 300 "$d/v.json")"
+"$lmforge" eval --task classify "$d/m" "$d/p" --verbalizer nope=x >/dev/null 2>"$d/e.txt"; rc=$?
+check '[ $rc -ne 0 ] && grep -q "not LABEL=WORDS" "$d/e.txt"' "--verbalizer with an unknown label not refused: $(cat "$d/e.txt")"
 # --limit on a prepared split: a fixed pseudo-random subset, the same every time, not the first N
 "$lmforge" eval --task classify "$d/m" "$d/p" --split val --limit 10 --quiet --json "$d/s1.json" --per-example >/dev/null
 "$lmforge" eval --task classify "$d/m" "$d/p" --split val --limit 10 --quiet --json "$d/s2.json" --per-example >/dev/null

@@ -248,7 +248,7 @@ static void print_metrics(const lf_cls_metrics *r, const cls_data *d) {
 }
 
 int cmd_eval_classify(int argc, char **argv) {
-    const char *model = NULL, *data = NULL, *tokp = NULL, *adapters = NULL, *split = "val", *json_out = NULL, *labels_arg = NULL, *method = "score",
+    const char *model = NULL, *data = NULL, *tokp = NULL, *adapters = NULL, *split = "val", *json_out = NULL, *labels_arg = NULL, *verbalizer = NULL, *method = "score",
                *norm = "sum";
     char *prompt = NULL, *answer = NULL;
     int limit = 0, max_tokens = 0, B = 8, resamples = 1000, seed = 1234, quiet = 0, per_example = 0;
@@ -265,6 +265,7 @@ int cmd_eval_classify(int argc, char **argv) {
             free(answer);
             answer = unescape(argv[++i]);
         } else if (!strcmp(a, "--labels") && has) labels_arg = argv[++i];
+        else if (!strcmp(a, "--verbalizer") && has) verbalizer = argv[++i];
         else if (!strcmp(a, "--norm") && has) norm = argv[++i];
         else if (!strcmp(a, "--tokenizer") && has) tokp = argv[++i];
         else if (!strcmp(a, "--adapter") && has) adapters = argv[++i];
@@ -372,7 +373,25 @@ int cmd_eval_classify(int argc, char **argv) {
         lf_seqcls_free(h);
     } else {
         lf_cls_score_opts o = {prompt, answer, max_tokens, B, on_progress, &pg};
-        st = lf_cls_score(m, t, (const char *const *)d.text, d.n, (const char *const *)d.label, d.K, &o, &sc);
+        /* --verbalizer LABEL=WORDS,...: the words scored for a label (fresh=positive), the label otherwise */
+        const char **words = malloc(sizeof(char *) * (size_t)d.K);
+        char *vb = verbalizer ? strdup(verbalizer) : NULL;
+        st = words && (!verbalizer || vb) ? LF_OK : LF_ERR_NOMEM;
+        for (int k = 0; !st && k < d.K; k++) words[k] = d.label[k];
+        for (char *save = NULL, *it = vb ? strtok_r(vb, ",", &save) : NULL; it && !st; it = strtok_r(NULL, ",", &save)) {
+            char *eq = strchr(it, '=');
+            int found = 0;
+            if (eq) *eq = 0;
+            for (int k = 0; eq && k < d.K; k++)
+                if (!strcmp(d.label[k], it)) words[k] = eq + 1, found = 1;
+            if (!found) {
+                lf_set_error("--verbalizer: '%s' is not LABEL=WORDS with a label of the data", it);
+                st = LF_ERR_ARG;
+            }
+        }
+        if (!st) st = lf_cls_score(m, t, (const char *const *)d.text, d.n, words, d.K, &o, &sc);
+        free(words);
+        free(vb);
         if (!st) {
             pred = !strcmp(norm, "sum") ? sc.pred : !strcmp(norm, "token") ? sc.pred_tok : sc.pred_norm;
             seconds = sc.seconds;
@@ -421,6 +440,7 @@ int cmd_eval_classify(int argc, char **argv) {
             if (!head) {
                 json_object_set_new(o, "prompt", json_string(prompt ? prompt : "{text}\nlabel:"));
                 json_object_set_new(o, "answer", json_string(answer ? answer : " {label}"));
+                if (verbalizer) json_object_set_new(o, "verbalizer", json_string(verbalizer));
                 json_object_set_new(o, "norm", json_string(norm));
                 json_object_set_new(o, "acc", json_real(acc[0]));
                 json_object_set_new(o, "acc_per_token", json_real(acc[1]));
@@ -460,7 +480,7 @@ usage:
             "usage: lmforge eval --task classify MODEL DATA [--method score|head] [--template '{text}\\nlabel:']\n"
             "                    [--answer ' {label}'] [--norm sum|token|char] [--labels A,B,..] [--limit N]\n"
             "                    [--max-tokens T] [--batch B] [--bootstrap N] [--seed S] [--tokenizer PATH]\n"
-            "                    [--adapter DIR[:SCALE][,DIR...]] [--split val|test|train]\n"
+            "                    [--adapter DIR[:SCALE][,DIR...]] [--split val|test|train] [--verbalizer L=WORDS,..]\n"
             "                    [--json FILE [--per-example]] [--quiet]\n"
             "  DATA: a JSONL file of {\"text\", \"label\"} records, or a folder from lmforge prepare on labelled\n"
             "  data (its val.bin split, or --split's). Labels keep meta.json's order (or --labels, or first\n"

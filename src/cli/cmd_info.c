@@ -3,7 +3,9 @@
 #include "cli.h"
 #include "lmforge/ckpt.h"
 #include "lmforge/model.h"
+#include "lmforge/tokenizer.h"
 
+#include <jansson.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -54,8 +56,30 @@ int cmd_convert(int argc, char **argv) {
         snprintf(tp, sizeof tp, "%s/tokenizer.json", argv[2]);
         if (lf_gguf_open(&g, argv[1]) == LF_OK) {
             if (lf_gguf_find_kv(g, "tokenizer.ggml.model") && lf_gguf_tokenizer(&tok, g) == LF_OK &&
-                lf_tokenizer_save_json(tok, tp) == LF_OK)
+                lf_tokenizer_save_json(tok, tp) == LF_OK) {
                 printf("wrote %s\n", tp);
+                /* BOS/EOS names for transformers (and lm-eval), which read them from here; llama.cpp
+                 * adds BOS only for SentencePiece vocabularies unless the metadata says otherwise */
+                int64_t ab = lf_tokenizer_kind(tok) == LF_TOK_SENTENCEPIECE;
+                if (lf_gguf_get_int(g, "tokenizer.ggml.add_bos_token", ab, 0, 1, &ab) < 0) ab = 0;
+                json_t *tc = json_object();
+                size_t n;
+                const char *pc;
+                if (lf_tokenizer_bos(tok) >= 0 && (pc = lf_tokenizer_piece(tok, lf_tokenizer_bos(tok), &n)))
+                    json_object_set_new(tc, "bos_token", json_stringn(pc, n));
+                if (lf_tokenizer_eos(tok) >= 0 && (pc = lf_tokenizer_piece(tok, lf_tokenizer_eos(tok), &n)))
+                    json_object_set_new(tc, "eos_token", json_stringn(pc, n));
+                json_object_set_new(tc, "add_bos_token", json_boolean(ab != 0));
+                json_object_set_new(tc, "add_eos_token", json_false());
+                json_object_set_new(tc, "tokenizer_class", json_string("PreTrainedTokenizerFast"));
+                json_object_set_new(tc, "model_max_length", json_integer(lf_model_config(m)->max_seq));
+                char *js = json_dumps(tc, JSON_INDENT(2));
+                json_decref(tc);
+                snprintf(tp, sizeof tp, "%s/tokenizer_config.json", argv[2]);
+                if (!js || lf_write_file_atomic(tp, js, strlen(js)) != LF_OK)
+                    fprintf(stderr, "convert: %s not written\n", tp);
+                free(js);
+            }
             else if (lf_gguf_find_kv(g, "tokenizer.ggml.model"))
                 fprintf(stderr, "convert: tokenizer not written: %s\n", lf_last_error());
             lf_tokenizer_free(tok);
