@@ -29,5 +29,5 @@ for (s, m), rs in groups.items():
     pk = max((r.get("peak_gib") or 0) for r in rs)
     f1x = f" [{ci['macro_f1'][0]:.3f}, {ci['macro_f1'][1]:.3f}]" if extra else ""
     print(f"| {s} | {m} | {len(rs)} | {ms(acc)}{extra} | {ms(f1)}{f1x} | {tr:,} | "
-          f"{statistics.mean(sps):.2f} | {pk:.2f} |" if isinstance(tr, int) else
+          f"{(f'{statistics.mean(sps):.2f}' if sps else '–')} | {pk:.2f} |" if isinstance(tr, int) else
           f"| {s} | {m} | {len(rs)} | {ms(acc)}{extra} | {ms(f1)}{f1x} | – | – | {pk:.2f} |")

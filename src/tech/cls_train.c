@@ -371,9 +371,12 @@ lf_status lf_cls_train(const lf_train_config *c, volatile sig_atomic_t *stop, lf
     res->reason = LF_STOP_DONE;
     int step = 0;
     size_t tokens = 0;
+    double step_seconds = 0; /* in optimizer steps only (evaluations excluded) */
     for (step = 1; step <= c->max_steps; step++) {
         lf_step_info si;
+        double ts = lf_now();
         if ((st = lf_trainer_step(tr, &si, NULL))) goto out;
+        step_seconds += lf_now() - ts;
         tokens += si.tokens;
         if (step == 1) res->first_loss = si.loss;
         res->last_loss = si.loss;
@@ -446,6 +449,7 @@ lf_status lf_cls_train(const lf_train_config *c, volatile sig_atomic_t *stop, lf
         }
         json_object_set_new(ev, "trainable", json_integer((json_int_t)res->params));
         json_object_set_new(ev, "seconds", json_real(lf_now() - t0));
+        json_object_set_new(ev, "seconds_per_step", json_real(step > 0 ? step_seconds / step : NAN));
         lf_report_event(r->rep, ev);
     }
 out:
