@@ -73,5 +73,7 @@ best = [e for e in ev if e.get("event") == "done"][0]
 acc = json.load(open(sys.argv[2]))["accuracy"]
 assert abs(acc - best["best"]) < 1e-9, (acc, best)
 PY' "eval --adapter on best/ does not reproduce the run's best validation accuracy"
+"$lmforge" train --data="$d/p" --init="$d/m" --task=classify --head=score --head_only=true --lora_r=4 --run_dir="$d/run5" >/dev/null 2>"$d/e.txt"; rc=$?
+check '[ $rc -ne 0 ] && grep -q "head_only trains score.weight alone" "$d/e.txt"' "head_only with LoRA not refused: $(cat "$d/e.txt")"
 [ $fail -eq 0 ] && echo "classify_cli_test: all passed"
 exit $fail

@@ -265,6 +265,10 @@ lf_status lf_cls_train(const lf_train_config *c, volatile sig_atomic_t *stop, lf
         lf_set_error("task = classify fine-tunes a model: set init (a Hugging Face folder)");
         return LF_ERR_ARG;
     }
+    if (c->head_only && (c->lora_r > 0 || c->adapter[0])) { /* head_only would freeze the adapters too */
+        lf_set_error("head_only trains score.weight alone: drop lora_r / adapter, or head_only");
+        return LF_ERR_ARG;
+    }
     lf_ctx ctx = {c->threads, (uint64_t)c->seed};
     lf_ctx_apply(&ctx);
     cls_run R = {0}, *r = &R;
