@@ -3,13 +3,13 @@
 #include "lmforge/core.h"
 #include "lmforge/kernels.h"
 #include "lmforge/ckpt.h"
-#include <sys/stat.h>
 
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define LMFORGE_VERSION "0.1.0"
