@@ -162,6 +162,20 @@ refuse - "strlen.gguf: metadata key has length" "$lmforge" info strlen.gguf
 head -c $(( $(stat -c %s "$gg") - 64 )) "$gg" > short.gguf
 refuse - "short.gguf: tensor '.*' .* lies outside the file" "$lmforge" convert short.gguf shortout
 [ ! -e shortout ] && ok || bad "a refused GGUF convert left shortout behind"
+# two tensors whose data share bytes, and a name listed twice: a file cannot claim more weights than it holds
+py overlap.gguf twice.gguf <<'EOF2'
+import struct, sys
+def gguf(path, tensors):  # version 3, no metadata, F32 tensors: (name, numel, offset)
+    b = b"GGUF" + struct.pack("<IQQ", 3, len(tensors), 0)
+    for name, n, off in tensors:
+        b += struct.pack("<Q", len(name)) + name.encode() + struct.pack("<IQIQ", 1, n, 0, off)
+    b += bytes(-len(b) % 32) + bytes(256)
+    open(path, "wb").write(b)
+gguf(sys.argv[1], [("a", 16, 0), ("b", 16, 32)])
+gguf(sys.argv[2], [("a", 8, 0), ("a", 8, 32)])
+EOF2
+refuse - "overlap.gguf: tensors 'a' and 'b' share bytes" "$lmforge" info overlap.gguf
+refuse - "twice.gguf: tensor 'a' appears twice" "$lmforge" info twice.gguf
 
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]

@@ -69,6 +69,42 @@ static int rd_str(cur *c, const char **s, uint64_t *len, const char *what) {
     return 0;
 }
 /* skip (and bounds-check) one value of type ty; arrays of arrays are refused */
+/* Names must be unique and data extents disjoint (llama.cpp goes further and wants them packed in
+ * order): two tensors sharing bytes would let one file claim more weights than it holds. Sorted
+ * rather than compared pairwise so that a file listing many tensors stays n log n. */
+static int by_name(const void *a, const void *b) {
+    return strcmp((*(const lf_gguf_tensor *const *)a)->name, (*(const lf_gguf_tensor *const *)b)->name);
+}
+static int by_offset(const void *a, const void *b) {
+    uint64_t x = (*(const lf_gguf_tensor *const *)a)->offset, y = (*(const lf_gguf_tensor *const *)b)->offset;
+    return x < y ? -1 : x > y;
+}
+static int check_tensor_layout(const lf_gguf_tensor *t, uint64_t n, const char *path) {
+    const lf_gguf_tensor **ix = malloc(n * sizeof *ix);
+    if (!ix) {
+        lf_set_error("%s: out of memory for %llu tensor infos", path, (unsigned long long)n);
+        return 1;
+    }
+    for (uint64_t i = 0; i < n; i++) ix[i] = &t[i];
+    int bad = 0;
+    qsort(ix, n, sizeof *ix, by_name);
+    for (uint64_t i = 1; i < n && !bad; i++)
+        if (strcmp(ix[i - 1]->name, ix[i]->name) == 0) {
+            lf_set_error("%s: tensor '%s' appears twice", path, ix[i]->name);
+            bad = 1;
+        }
+    if (!bad) qsort(ix, n, sizeof *ix, by_offset);
+    for (uint64_t i = 1; i < n && !bad; i++)
+        if (ix[i]->offset < ix[i - 1]->offset + ix[i - 1]->nbytes) {
+            lf_set_error("%s: tensors '%s' and '%s' share bytes of the data section (offsets %llu and %llu; "
+                         "a damaged or hand-edited file?)", path, ix[i - 1]->name, ix[i]->name,
+                         (unsigned long long)ix[i - 1]->offset, (unsigned long long)ix[i]->offset);
+            bad = 1;
+        }
+    free(ix);
+    return bad;
+}
+
 static int skip_value(cur *c, uint32_t ty, int depth, const char *key) {
     if (ty >= GV_N) {
         lf_set_error("%s: metadata '%s' has unknown value type %u", c->g->path, key, ty);
@@ -376,11 +412,6 @@ lf_status lf_gguf_open(lf_gguf **out, const char *path) {
         t->type_name = q->name;
         t->offset = off;
         t->nbytes = (size_t)(numel / q->blk) * q->bytes;
-        for (uint64_t j = 0; j < i; j++)
-            if (strcmp(g->t[j].name, t->name) == 0) {
-                lf_set_error("%s: tensor '%s' appears twice", path, t->name);
-                goto fail;
-            }
     }
     g->data_off = (c.pos + align - 1) / align * align;
     if (g->data_off > g->size && g->ntensor) { /* a vocabulary-only file may end without the padding */
@@ -397,6 +428,7 @@ lf_status lf_gguf_open(lf_gguf **out, const char *path) {
         }
         t->data = g->map + g->data_off + t->offset;
     }
+    if (g->ntensor > 1 && check_tensor_layout(g->t, g->ntensor, path)) goto fail;
     *out = g;
     return LF_OK;
 fail:

@@ -101,4 +101,12 @@ static inline int lf_tok_pairs_get(const pairmap *pm, int a, int b, float *prio)
     return -1;
 }
 
+/* Whether a byte-level vocabulary has a token for every byte of s: only then does
+ * decode(encode(s)) give s back, since a byte without a token is dropped at encode. */
+static inline int lf_tok_covers(const lf_tokenizer *t, const char *s, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (t->byte_id[(unsigned char)s[i]] < 0) return 0;
+    return 1;
+}
+
 #endif

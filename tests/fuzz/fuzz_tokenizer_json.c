@@ -1,6 +1,7 @@
 /* Hugging Face tokenizer.json (lf_tokenizer_load). An accepted tokenizer must encode any bytes,
  * decode every id, and, byte-level without add_prefix_space, give decode(encode(x)) == x for any
- * x (its own regex included, whatever it matches); it must save as a tokenizer.json that loads
+ * x whose bytes all have a token (its own regex included, whatever it matches; a byte without a
+ * token is dropped, as Hugging Face tokenizers does); it must save as a tokenizer.json that loads
  * again and encodes the same. */
 #include "fuzz_common.h"
 #include "lmforge/tokenizer.h"
@@ -37,7 +38,7 @@ static void check_tokenizer(const lf_tokenizer *t, const uint8_t *data, size_t s
             char *back;
             size_t bl;
             FUZZ_CHECK(lf_tokenizer_decode(t, ids.ids, ids.n, &back, &bl) == LF_OK, "decode of encoded ids failed");
-            if (roundtrip && !flags)
+            if (roundtrip && !flags && lf_tok_covers(t, x, xl))
                 FUZZ_CHECK(bl == xl && memcmp(back, x, xl) == 0, "decode(encode(x)) != x for sample %zu (%zu -> %zu bytes)", k, xl, bl);
             free(back);
             if (first && !flags)
