@@ -1,0 +1,70 @@
+/* Weight-only quantization in llama.cpp's block formats (issue 12): the block kernels (quantize,
+ * dequantize, dot with float32 activations; a plain reference beside each fast one), storage
+ * types for the one linear path (lf_storage_ops), and quantizing a loaded model in place.
+ * The encoded bytes of a (OC, IC) weight are exactly a GGUF tensor's data (rows of IC values,
+ * ggml's ne[0] = IC), so a GGUF file is written from, and read into, storage without a copy. */
+#ifndef LMFORGE_QUANT_H
+#define LMFORGE_QUANT_H
+
+#include "lmforge/model.h"
+
+/* ggml's type ids (the values GGUF files store) */
+typedef enum {
+    LF_QT_F32 = 0,
+    LF_QT_F16 = 1,
+    LF_QT_Q4_0 = 2,
+    LF_QT_Q4_1 = 3,
+    LF_QT_Q8_0 = 8,
+    LF_QT_Q4_K = 12,
+    LF_QT_Q6_K = 14,
+    LF_QT_BF16 = 30,
+} lf_qtype;
+
+typedef struct {
+    lf_qtype type;
+    const char *name;  /* "q8_0", "q4_k", ... (lower case, as llama.cpp's quantize takes them) */
+    int blck;          /* values per block (1 for F32/F16/BF16) */
+    int bytes;         /* bytes per block */
+} lf_qtype_info;
+
+const lf_qtype_info *lf_qtype_get(lf_qtype t); /* NULL for a type lmforge does not know */
+/* "q8_0", "Q4_K", "f16", ... -> type; LF_ERR_ARG naming the accepted names otherwise */
+lf_status lf_qtype_parse(const char *name, lf_qtype *out);
+size_t lf_qtype_row_bytes(lf_qtype t, int64_t n); /* n a multiple of blck */
+
+/* Block kernels over one row of n values (n a multiple of the type's blck).
+ * quantize: every type above but Q6_K (read from GGUF files only: quantize returns LF_ERR_ARG). */
+lf_status lf_quantize_row(lf_qtype t, const float *src /* (n) */, void *dst, int64_t n);
+void lf_quantize_row_ref(lf_qtype t, const float *src /* (n) */, void *dst, int64_t n);
+void lf_dequantize_row(lf_qtype t, const void *src, float *dst /* (n) */, int64_t n);
+/* sum_i W[i]·x[i] for one encoded row W: the fast kernel for the CPU (AVX-512, AVX2 or plain,
+ * chosen at run time) and the reference */
+float lf_qdot(lf_qtype t, const void *row, const float *x /* (n) */, int64_t n);
+float lf_qdot_ref(lf_qtype t, const void *row, const float *x /* (n) */, int64_t n);
+const char *lf_qdot_kernel_name(void); /* "avx512", "avx2" or "plain": for --version and benches */
+
+/* The storage type of a quantized linear weight: forward (batch-1 rows by lf_qdot; many rows by
+ * dequantizing tiles of W into float32 for BLAS), backward_input (frozen weight: LoRA on a
+ * quantized base, a quantized teacher), dequantize. NULL for F32 and unknown types. */
+const lf_storage_ops *lf_quant_storage_ops(lf_qtype t);
+lf_qtype lf_param_qtype(const lf_param *p); /* F32 when the tensor holds float32 */
+
+typedef struct {
+    lf_qtype type;          /* for the linear weights (q/k/v/o, MLP; GPT-2's fused qkv) */
+    lf_qtype fallback;      /* for rows that are not whole blocks of type (Q4_K needs 256; SmolLM2's
+                               576-wide rows are not): Q4_1 by default (llama.cpp uses Q5_0) */
+    int include_head;       /* also an untied lm_head (a tied head stays with the embedding) */
+    int include_embeddings; /* reserved: the embedding stays float32 (lookups read data) */
+} lf_quant_opts;
+
+typedef struct {
+    int tensors;            /* tensors quantized */
+    int fallbacks;          /* of which, in the fallback type */
+    size_t bytes_before, bytes_after; /* of those tensors */
+} lf_quant_report;
+
+/* Quantize a model's linear weights in place (they become frozen storage); a tensor whose rows are
+ * whole blocks of neither type stays float32. */
+lf_status lf_quant_model(lf_model *m, const lf_quant_opts *o, lf_quant_report *rep);
+
+#endif
