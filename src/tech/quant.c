@@ -240,5 +240,7 @@ lf_status lf_quant_model(lf_model *m, const lf_quant_opts *o, lf_quant_report *r
     }
     for (int k = 0; k < nj; k++) free(jobs[k].q);
     free(jobs);
+    /* release the float32 copies (a model left uncompacted after an allocation failure still works) */
+    if (!st && nj) st = lf_model_compact_weights(m);
     return st;
 }
