@@ -231,7 +231,8 @@ static void free_param_extras(lf_param *p) {
 lf_status lf_model_alloc_weights(lf_model *m) {
     if (m->param_mem) return LF_OK;
     size_t total = 0;
-    for (int i = 0; i < m->nbase; i++) total += (m->base[i].numel + 15) & ~(size_t)15;
+    /* a tensor given another storage before this call (a loader keeping it quantized) gets no float32 copy */
+    for (int i = 0; i < m->nbase; i++) total += m->base[i].qops ? 0 : (m->base[i].numel + 15) & ~(size_t)15;
     m->param_mem = lf_alloc(total * sizeof(float));
     if (!m->param_mem) {
         lf_set_error("out of memory: the model's weights need %.1f MiB", total * 4.0 / 1048576.0);
@@ -239,6 +240,7 @@ lf_status lf_model_alloc_weights(lf_model *m) {
     }
     size_t off = 0;
     for (int i = 0; i < m->nbase; i++) {
+        if (m->base[i].qops) continue;
         m->base[i].data = m->param_mem + off;
         off += (m->base[i].numel + 15) & ~(size_t)15;
     }
