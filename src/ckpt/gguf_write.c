@@ -192,8 +192,10 @@ static void put_metadata(buf *b, const lf_config *c, const lf_tokenizer *tok, co
         if (v->bos >= 0) bos = v->bos;
         if (v->eos >= 0) eos = v->eos;
     }
-    if (bos >= 0) kv_u32(b, "tokenizer.ggml.bos_token_id", (uint32_t)bos);
-    if (eos >= 0) kv_u32(b, "tokenizer.ggml.eos_token_id", (uint32_t)eos);
+    /* a config may name ids past the vocabulary (GPT2Config's 50256 on a small model): llama.cpp and
+     * our reader refuse those, so they are left out */
+    if (bos >= 0 && bos < c->vocab_size) kv_u32(b, "tokenizer.ggml.bos_token_id", (uint32_t)bos);
+    if (eos >= 0 && eos < c->vocab_size) kv_u32(b, "tokenizer.ggml.eos_token_id", (uint32_t)eos);
     if (tok) {
         if (v->unk >= 0) kv_u32(b, "tokenizer.ggml.unknown_token_id", (uint32_t)v->unk);
         kv_bool(b, "tokenizer.ggml.add_bos_token", v->add_bos);
