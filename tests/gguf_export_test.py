@@ -349,6 +349,21 @@ def cache_dir():
 
 
 # ---- (e) llama.cpp's tokenizer vectors through files lmforge wrote
+def vectors(n, path, inp, outs):
+    bad = tested = 0
+    for k, text in enumerate(inp):
+        if k >= len(outs) or (k == len(inp) - 1 and text == ""):
+            continue
+        want = [int(x) for x in outs[k].split()]
+        tested += 1
+        got = encode(path, text)
+        if got != want:
+            bad += 1
+            print(f"FAIL {n} #{k} {text[:40]!r}: lmforge's export {got} llama.cpp {want}")
+    check(bad == 0, f"{n}: {bad} inputs differ")
+    return tested, bad
+
+
 def vocab_vectors(tmp):
     models = os.path.join(cache_dir(), "llama-cpp-python-0.3.36", "vendor", "llama.cpp", "models")
     for n in ["ggml-vocab-gpt-2.gguf", "ggml-vocab-llama-spm.gguf", "ggml-vocab-starcoder.gguf"]:
@@ -375,17 +390,7 @@ def vocab_vectors(tmp):
         check(all(same.values()), f"{n}: metadata after export differs from the source: {same}")
         inp = open(src + ".inp", encoding="utf-8").read().split("\n__ggml_vocab_test__\n")
         outs = open(src + ".out", encoding="utf-8").read().split("\n")
-        bad = tested = 0
-        for k, text in enumerate(inp):
-            if k >= len(outs) or (k == len(inp) - 1 and text == ""):
-                continue
-            want = [int(x) for x in outs[k].split()]
-            tested += 1
-            got = encode(out, text)
-            if got != want:
-                bad += 1
-                print(f"FAIL {n} #{k} {text[:40]!r}: lmforge's export {got} llama.cpp {want}")
-        check(bad == 0, f"{n}: {bad} inputs differ")
+        tested, bad = vectors(n, out, inp, outs)
         msg = f"{n}: exported with a model ({len(same)} tokenizer keys as in the source); llama.cpp's vectors through " \
               f"lmforge's file: {tested - bad}/{tested} id for id"
         if "llama-spm" in n:  # transformers' GGUF tokenizer (GGUFLlamaConverter) on lmforge's file, with BOS
@@ -404,6 +409,16 @@ def vocab_vectors(tmp):
                        f"the same (BOS first)"
                 if theirs:
                     msg += f", {len(theirs)} where it also differs from llama.cpp's ids"
+                # its tokenizer.json (merges, no scores) as the model's tokenizer: the export derives the
+                # scores llama.cpp merges by from the merge ranks
+                hd = os.path.join(tmp, "spm_hf")
+                ht.save_pretrained(hd)
+                out2 = os.path.join(tmp, "lmforge_spm_from_json.gguf")
+                rc, txt = run(["quantize", d, "--type", "f16", "--out", out2, "--tokenizer",
+                               os.path.join(hd, "tokenizer.json"), "--quiet"])
+                if check(rc == 0, f"{n}: quantize with transformers' tokenizer.json: {txt}"):
+                    t2, b2 = vectors(n + " (from tokenizer.json)", out2, inp, outs)
+                    msg += f"; exported from transformers' tokenizer.json (scores from merge ranks): {t2 - b2}/{t2}"
             except Exception as e:  # noqa: BLE001
                 msg += f"; transformers' GGUF tokenizer: skipped ({type(e).__name__})"
         print(msg)

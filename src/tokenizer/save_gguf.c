@@ -109,6 +109,33 @@ lf_status lf_tokenizer_to_gguf(const lf_tokenizer *t, int n_vocab, lf_tok_gguf_v
         if (v->scores) v->scores[i] = i < t->n ? t->score[i] : 0.0f;
         p += k;
     }
+    /* A SentencePiece-style vocabulary read from a tokenizer.json has merges in rank order but no
+     * scores, and llama.cpp (like our GGUF reader) merges by score: the piece the r-th merge makes
+     * scores -r, the first merge highest, so the order of merging stays the same. */
+    int scored = 0;
+    for (int i = 0; !bl && i < t->n; i++) scored |= t->score[i] != 0.0f;
+    if (!bl && !scored && t->n_merges > 0) {
+        float floor = -(float)t->n_merges - 1.0f;
+        size_t most = 0;
+        for (int i = 0; i < t->n; i++) {
+            v->scores[i] = t->type[i] == TT_NORMAL ? floor : 0.0f;
+            if ((size_t)t->plen[i] > most) most = (size_t)t->plen[i];
+        }
+        char *cat = malloc(2 * most + 1);
+        if (!cat) {
+            lf_tok_gguf_vocab_free(v);
+            lf_set_error("tokenizer: out of memory for the GGUF vocabulary");
+            return LF_ERR_NOMEM;
+        }
+        for (int r = 0; r < t->n_merges; r++) {
+            int a = t->merges[r][0], b = t->merges[r][1];
+            memcpy(cat, t->piece[a], (size_t)t->plen[a]);
+            memcpy(cat + t->plen[a], t->piece[b], (size_t)t->plen[b]);
+            int m = lf_tok_map_find(t, cat, (size_t)(t->plen[a] + t->plen[b]));
+            if (m >= 0 && v->scores[m] == floor) v->scores[m] = -(float)r;
+        }
+        free(cat);
+    }
     for (size_t r = 0; r < nm; r++) {
         int a = t->merges[r][0], b = t->merges[r][1];
         char *m = p;
