@@ -6,7 +6,12 @@
  *     NaN; values the f16 scales cannot hold, NaNs, ragged rows and Q6_K are refused;
  *   - lf_qdot of each instruction set this CPU has (and plain C) against lf_qdot_ref, and the
  *     reference against a double dot of the dequantized row, n = 1..8 blocks, unaligned x;
- *   - the storage types in tiny llama and gpt2 models (see the second half). */
+ *   - the storage ops of every type on one weight (the dot path for N <= 4, tiles + GEMM above,
+ *     strides, bias; backward_input accumulating or not) against float32 on the dequantized weight;
+ *   - lf_quant_model on tiny llama and gpt2 models: logits (many rows, few rows, last positions,
+ *     decoding) and gradients equal those of the float model holding the dequantized values
+ *     (relative 1e-4), a LoRA adapter on the quantized base gets the float base's gradients
+ *     (QLoRA), fallbacks and float32 leftovers counted, refusals leave the model unchanged. */
 #include "lmforge/quant.h"
 #include "lmforge/kernels.h"
 #include "lmforge/lora.h"
@@ -325,9 +330,275 @@ static void test_dots(void) {
     free(w);
 }
 
+/* ---------------------------------------------------------------- storage ops on one weight */
+
+/* max |a-b| / max |b| over (N, width) rows with strides */
+static double rel_err2(const float *a, int lda, const float *b, int ldb, size_t N, int width) {
+    double m = 0, r = 0;
+    for (size_t n = 0; n < N; n++)
+        for (int i = 0; i < width; i++) {
+            double d = fabs((double)a[n * lda + i] - b[n * ldb + i]);
+            m = isnan(d) || d > m ? (isnan(d) ? INFINITY : d) : m;
+            r = fmax(r, fabs(b[n * ldb + i]));
+        }
+    return m / (r > 0 ? r : 1);
+}
+
+/* forward (the dot path for N <= 4, tiles + GEMM above, with strides, bias) and backward_input
+ * (accumulating or not) against the float32 reference kernels on the dequantized weight */
+static void test_storage_ops(void) {
+    static const lf_qtype st_types[] = {LF_QT_F16, LF_QT_BF16, LF_QT_Q8_0, LF_QT_Q4_0, LF_QT_Q4_1, LF_QT_Q4_K, LF_QT_Q6_K};
+    CHECK(lf_quant_storage_ops(LF_QT_F32) == NULL, "f32 has no storage ops");
+    for (size_t ti = 0; ti < NELEM(st_types); ti++) {
+        lf_qtype t = st_types[ti];
+        const lf_storage_ops *ops = lf_quant_storage_ops(t);
+        CHECK(ops && !strcmp(ops->name, tname(t)), "%s: storage ops named after the type", tname(t));
+        if (!ops) continue;
+        int OC = 1100, IC = 512; /* OC over one tile for wide rows: 1100·512 > 2^18 floats */
+        size_t rb = lf_qtype_row_bytes(t, IC);
+        lf_param w;
+        memset(&w, 0, sizeof w);
+        w.ndim = 2, w.shape[0] = OC, w.shape[1] = IC, w.numel = (size_t)OC * IC, w.qops = ops;
+        w.qdata = malloc(rb * OC);
+        w.qbytes = rb * OC;
+        for (int o = 0; o < OC; o++) make_qrow(t, (uint8_t *)w.qdata + (size_t)o * rb, IC, 500 + (uint64_t)o, 0);
+        CHECK(lf_param_qtype(&w) == t, "%s: lf_param_qtype maps the ops back", tname(t));
+        float *W = tu_alloc(w.numel), *bias = tu_alloc(OC);
+        ops->dequantize(&w, W);
+        tu_fill(bias, OC, 8, 0.5f);
+        double worst_f = 0, worst_b = 0;
+        for (size_t N = 1; N <= 9; N += (N < 6 ? 1 : 3)) {
+            int ldi = IC + 3, ldo = OC + 5;
+            float *x = tu_alloc(N * ldi), *y = tu_alloc(N * ldo), *yr = tu_alloc(N * ldo);
+            tu_fill(x, N * ldi, 9 + N, 1.0f);
+            for (int with_bias = 0; with_bias < 2; with_bias++) {
+                ops->forward(y, ldo, x, ldi, &w, with_bias ? bias : NULL, N);
+                lf_linear_forward_ref(yr, ldo, x, ldi, W, with_bias ? bias : NULL, N, IC, OC);
+                double e = rel_err2(y, ldo, yr, ldo, N, OC);
+                worst_f = fmax(worst_f, e);
+                CHECK(e < 1e-5, "%s forward N=%zu bias=%d: rel err %.3g vs float32 on the dequantized weight", tname(t), N,
+                      with_bias, e);
+            }
+            /* backward_input: dinp = (accum ? dinp : 0) + dout·W */
+            float *dout = tu_alloc(N * ldo), *dx = tu_alloc(N * ldi), *dxr = tu_alloc(N * ldi);
+            tu_fill(dout, N * ldo, 10 + N, 1.0f);
+            for (int accum = 0; accum < 2; accum++) {
+                tu_fill(dx, N * ldi, 11, 1.0f);
+                memcpy(dxr, dx, sizeof(float) * N * ldi);
+                ops->backward_input(dx, ldi, accum, dout, ldo, &w, N);
+                lf_linear_backward_ref(dxr, ldi, accum, NULL, NULL, dout, ldo, NULL, W, N, IC, OC);
+                double e = rel_err2(dx, ldi, dxr, ldi, N, IC);
+                worst_b = fmax(worst_b, e);
+                CHECK(e < 1e-5, "%s backward_input N=%zu accum=%d: rel err %.3g", tname(t), N, accum, e);
+                CHECK(dx[IC] == dxr[IC], "%s backward_input wrote past the row width", tname(t));
+            }
+            free(x), free(y), free(yr), free(dout), free(dx), free(dxr);
+        }
+        printf("  %-5s storage ops (%d x %d): forward worst rel err %.2g, backward_input %.2g\n", tname(t), OC, IC, worst_f,
+               worst_b);
+        free(W), free(bias), free(w.qdata);
+    }
+}
+
+/* ---------------------------------------------------------------- quantized models */
+
+static lf_config cfg_model(lf_arch arch, int C, int F) {
+    lf_config c;
+    lf_config_defaults(&c, arch);
+    c.vocab_size = 61;
+    c.d_model = C;
+    c.n_layer = 2;
+    c.n_head = 4;
+    c.n_kv_head = arch == LF_ARCH_LLAMA ? 2 : 4;
+    c.head_dim = C / 4;
+    c.d_ff = F;
+    c.max_seq = 32;
+    c.tie_embeddings = arch == LF_ARCH_GPT2; /* GPT-2 tied, Llama with its own lm_head */
+    c.init_std = 0.1f;
+    return c;
+}
+
+/* twin models: mq quantized by lf_quant_model, mf holding the values mq's storage decodes to */
+static void twins(const lf_config *c, const lf_quant_opts *o, lf_model **mq, lf_model **mf, lf_quant_report *rep) {
+    LF_ASSERT(lf_model_init(mq, c) == LF_OK && lf_model_init(mf, c) == LF_OK);
+    lf_model_init_weights(*mq, 21);
+    lf_model_init_weights(*mf, 21);
+    lf_status st = lf_quant_model(*mq, o, rep);
+    CHECK(st == LF_OK, "lf_quant_model: %s", lf_last_error());
+    for (int i = 0; i < lf_model_num_params(*mq); i++) {
+        lf_param *p = lf_model_param(*mq, i), *f = lf_model_find(*mf, p->name);
+        if (p->qops) {
+            p->qops->dequantize(p, f->data);
+            LF_ASSERT(lf_model_set_trainable(*mf, f->name, 0, NULL) == LF_OK); /* frozen, as in mq */
+        }
+    }
+}
+
+static double logits_err(lf_model *a, lf_model *b, const int32_t *x, int B, int T, lf_logits_mode mode) {
+    LF_ASSERT(lf_model_forward(a, x, B, T, mode) == LF_OK && lf_model_forward(b, x, B, T, mode) == LF_OK);
+    size_t ra, rb;
+    const float *la = lf_model_logits(a, &ra), *lb = lf_model_logits(b, &rb);
+    LF_ASSERT(ra == rb);
+    int V = lf_model_config(a)->vocab_size;
+    return rel_err2(la, V, lb, V, ra, V);
+}
+
+/* the gradients backward gives every trainable tensor of a and b, after the same dlogits */
+static double grads_err(lf_model *a, lf_model *b, const int32_t *x, int B, int T, const char **worst_name) {
+    lf_model *ms[2] = {a, b};
+    for (int k = 0; k < 2; k++) {
+        lf_model_set_training(ms[k], 1, 5); /* dropout is 0: training mode only keeps what backward needs */
+        LF_ASSERT(lf_model_forward(ms[k], x, B, T, LF_LOGITS_ALL) == LF_OK);
+        size_t rows;
+        float *g = lf_model_logits(ms[k], &rows);
+        tu_fill(g, rows * (size_t)lf_model_config(a)->vocab_size, 31, 0.1f);
+        lf_model_zero_grad(ms[k]);
+        LF_ASSERT(lf_model_backward(ms[k]) == LF_OK);
+        lf_model_set_training(ms[k], 0, 0);
+    }
+    double worst = 0, gmax = 0;
+    int n = 0;
+    for (int i = 0; i < lf_model_num_params(a); i++) {
+        lf_param *p = lf_model_param(a, i), *q = lf_model_find(b, p->name);
+        if (!p->grad) continue;
+        CHECK(q && q->grad, "'%s' has a gradient in one twin only", p->name);
+        if (!q || !q->grad) continue;
+        n++;
+        for (size_t k = 0; k < q->numel; k++) gmax = fmax(gmax, fabs(q->grad[k]));
+        double e = rel_err2(p->grad, 0, q->grad, 0, 1, 0) + rel_err2(p->grad, (int)p->numel, q->grad, (int)q->numel, 1, (int)p->numel);
+        if (e > worst) worst = e, *worst_name = p->name;
+    }
+    CHECK(n > 0 && gmax > 0, "no trainable tensor had a nonzero gradient (%d tensors, largest %.3g)", n, gmax);
+    return worst;
+}
+
+static void test_model(lf_arch arch, lf_qtype type, int C, int F, int include_head, int want_tensors, int want_fallbacks) {
+    const char *an = arch == LF_ARCH_GPT2 ? "gpt2" : "llama";
+    lf_config cfg = cfg_model(arch, C, F);
+    lf_quant_opts o = {.type = type, .include_head = include_head}; /* fallback left 0: the default, q4_1 */
+    lf_model *mq, *mf;
+    lf_quant_report rep;
+    twins(&cfg, &o, &mq, &mf, &rep);
+    CHECK(rep.tensors == want_tensors && rep.fallbacks == want_fallbacks,
+          "%s %s: %d tensors quantized (%d fallbacks), expected %d (%d)", an, tname(type), rep.tensors, rep.fallbacks,
+          want_tensors, want_fallbacks);
+    CHECK(rep.bytes_after < rep.bytes_before, "%s %s: %zu bytes after, %zu before", an, tname(type), rep.bytes_after, rep.bytes_before);
+    lf_param *wte = lf_model_param(mq, 0), *head = lf_model_find(mq, "lm_head.weight");
+    CHECK(wte->kind == LF_KIND_EMBED && wte->data && !wte->qops, "%s: the embedding stays float32", an);
+    if (head) CHECK(!!head->qops == !!include_head, "%s: lm_head quantized iff include_head (%d)", an, include_head);
+    int32_t x[3 * 20];
+    for (int i = 0; i < 60; i++) x[i] = (int32_t)(lf_hash64(4, 0, (uint64_t)i) % (uint64_t)cfg.vocab_size);
+    /* many rows (tiles + GEMM), few rows (lf_qdot), last-position rows of a batch */
+    double e_many = logits_err(mq, mf, x, 3, 20, LF_LOGITS_ALL);
+    double e_few = logits_err(mq, mf, x, 1, 3, LF_LOGITS_ALL);
+    double e_last = logits_err(mq, mf, x, 3, 20, LF_LOGITS_LAST);
+    /* decoding, one token at a time (N = 1 everywhere) */
+    LF_ASSERT(lf_model_cache_init(mq, 0) == LF_OK && lf_model_cache_init(mf, 0) == LF_OK);
+    float *lq = tu_alloc((size_t)cfg.vocab_size), *lfl = tu_alloc((size_t)cfg.vocab_size);
+    double e_dec = 0;
+    for (int i = 0; i < 12; i++) {
+        LF_ASSERT(lf_model_decode(mq, x + i, 1, lq) == LF_OK && lf_model_decode(mf, x + i, 1, lfl) == LF_OK);
+        e_dec = fmax(e_dec, rel_err2(lq, 0, lfl, 0, 1, cfg.vocab_size));
+    }
+    const double tol = 1e-4; /* relative to the largest logit: float32 summation order only */
+    CHECK(e_many < tol && e_few < tol && e_last < tol && e_dec < tol,
+          "%s %s logits vs the float model on the dequantized weights: many rows %.3g, few %.3g, last %.3g, decode %.3g",
+          an, tname(type), e_many, e_few, e_last, e_dec);
+    /* backward through the frozen quantized weights (backward_input) to the float tensors */
+    const char *wn = "";
+    double e_grad = grads_err(mq, mf, x, 3, 20, &wn);
+    CHECK(e_grad < tol, "%s %s: gradients of the float tensors differ by %.3g (worst '%s')", an, tname(type), e_grad, wn);
+    printf("  %-5s %s (d_model %d, d_ff %d): %d tensors (%d in q4_1), %.2f MB -> %.2f MB; logits rel err many rows %.2g, "
+           "few %.2g, last %.2g, decode %.2g; grads %.2g\n",
+           tname(type), an, C, F, rep.tensors, rep.fallbacks, rep.bytes_before / 1e6, rep.bytes_after / 1e6, e_many, e_few, e_last,
+           e_dec, e_grad);
+    /* QLoRA: an adapter on the quantized base trains exactly as on the float base */
+    lf_lora_opts lo;
+    lf_lora_opts_defaults(&lo);
+    snprintf(lo.targets, sizeof lo.targets, "all");
+    lf_lora *la, *lb;
+    CHECK(lf_lora_attach(&la, mq, &lo, NULL) == LF_OK, "%s %s: LoRA on the quantized base: %s", an, tname(type), lf_last_error());
+    LF_ASSERT(lf_lora_attach(&lb, mf, &lo, NULL) == LF_OK);
+    for (int i = 0; i < lf_model_num_params(mq); i++) { /* B nonzero (the same in both), so A gets a gradient */
+        lf_param *p = lf_model_param(mq, i), *q = lf_model_find(mf, p->name);
+        if (strstr(p->name, ".lora_B.")) tu_fill(p->data, p->numel, 40 + (uint64_t)i, 0.1f), memcpy(q->data, p->data, p->numel * 4);
+    }
+    double e_lora = grads_err(mq, mf, x, 3, 20, &wn);
+    double e_lora_logits = logits_err(mq, mf, x, 1, 2, LF_LOGITS_ALL);
+    CHECK(e_lora < tol && e_lora_logits < tol, "%s %s QLoRA: adapter gradients differ by %.3g (worst '%s'), logits by %.3g", an,
+          tname(type), e_lora, wn, e_lora_logits);
+    printf("        QLoRA on it (%d sites): adapter gradients rel err %.2g\n", lf_lora_num_sites(la), e_lora);
+    CHECK(lf_lora_merge(la, mq) == LF_ERR_ARG, "%s: merging into a quantized weight must be refused", an);
+    lf_lora_free(la);
+    lf_lora_free(lb);
+    lf_lora_opts_defaults(&lo);
+    lo.use_dora = 1;
+    CHECK(lf_lora_attach(&la, mq, &lo, "dora") == LF_ERR_ARG, "%s: DoRA on a quantized weight must be refused", an);
+    free(lq), free(lfl);
+    lf_model_free(mq);
+    lf_model_free(mf);
+}
+
+/* options and refusals of lf_quant_model; a model left as it was when quantizing fails */
+static void test_quant_model_args(void) {
+    lf_config cfg = cfg_model(LF_ARCH_LLAMA, 64, 96);
+    lf_model *m;
+    LF_ASSERT(lf_model_init(&m, &cfg) == LF_OK);
+    lf_model_init_weights(m, 3);
+    lf_quant_report rep;
+    lf_quant_opts o = {.type = LF_QT_Q6_K};
+    CHECK(lf_quant_model(m, &o, &rep) == LF_ERR_ARG, "q6_k as the target type must be refused");
+    o = (lf_quant_opts){.type = LF_QT_Q8_0, .include_embeddings = 1};
+    CHECK(lf_quant_model(m, &o, &rep) == LF_ERR_ARG, "include_embeddings must be refused");
+    lf_param *p = lf_model_find(m, "model.layers.1.mlp.up_proj.weight");
+    p->data[7] = 1e6f; /* too large for q4_1's f16 minimum: the whole call fails, nothing changes */
+    p->data[8] = -1e6f;
+    o = (lf_quant_opts){.type = LF_QT_Q4_1};
+    CHECK(lf_quant_model(m, &o, &rep) == LF_ERR_ARG && strstr(lf_last_error(), "up_proj") && strstr(lf_last_error(), "row 0"),
+          "a tensor that cannot be quantized is named: %s", lf_last_error());
+    int stored = 0;
+    for (int i = 0; i < lf_model_num_params(m); i++) stored += lf_model_param(m, i)->qops != NULL;
+    CHECK(stored == 0 && rep.tensors == 0, "a failed lf_quant_model changed %d tensors", stored);
+    p->data[7] = p->data[8] = 0.01f;
+    /* a pruned model: the mask goes, the zeros stay zeros (q8_0 is symmetric) */
+    uint8_t *mask = malloc(p->numel);
+    for (size_t i = 0; i < p->numel; i++) mask[i] = i % 3 != 0;
+    LF_ASSERT(lf_model_set_mask(m, p, mask) == LF_OK);
+    o = (lf_quant_opts){.type = LF_QT_Q8_0};
+    CHECK(lf_quant_model(m, &o, &rep) == LF_OK && rep.tensors == 14 && rep.fallbacks == 0, "q8_0: %s (%d tensors)",
+          lf_last_error(), rep.tensors);
+    CHECK(lf_param_qtype(p) == LF_QT_Q8_0 && !p->mask, "the masked tensor is q8_0 without its mask");
+    float *d = tu_alloc(p->numel);
+    p->qops->dequantize(p, d);
+    int nz = 0;
+    for (size_t i = 0; i < p->numel; i += 3) nz += d[i] != 0.0f;
+    CHECK(nz == 0, "%d pruned weights are no longer zero", nz);
+    /* a second call leaves stored tensors alone; the head can follow */
+    o.include_head = 1;
+    CHECK(lf_quant_model(m, &o, &rep) == LF_OK && rep.tensors == 1, "second call with include_head: %d tensors", rep.tensors);
+    CHECK(lf_param_qtype(lf_model_find(m, "lm_head.weight")) == LF_QT_Q8_0, "lm_head in q8_0");
+    CHECK(lf_model_set_trainable(m, p->name, 1, NULL) == LF_ERR_ARG, "a quantized tensor cannot be made trainable");
+    free(mask), free(d);
+    lf_model_free(m);
+}
+
 int main(void) {
     test_half();
     test_round_trips();
     test_dots();
+    test_storage_ops();
+    /* d_model 64: rows of 64 and 96 are whole q8_0/q4_0/q4_1 blocks; q4_k falls back to q4_1 */
+    test_model(LF_ARCH_LLAMA, LF_QT_Q8_0, 64, 96, 1, 15, 0);
+    test_model(LF_ARCH_LLAMA, LF_QT_Q4_0, 64, 96, 0, 14, 0);
+    test_model(LF_ARCH_GPT2, LF_QT_Q4_1, 64, 128, 0, 8, 0);
+    test_model(LF_ARCH_GPT2, LF_QT_Q8_0, 64, 128, 1, 8, 0); /* tied head: include_head changes nothing */
+    test_model(LF_ARCH_LLAMA, LF_QT_Q4_K, 64, 96, 0, 14, 14);
+    /* d_ff 72: down_proj rows are whole blocks of neither q4_k nor q4_1 and stay float32 */
+    test_model(LF_ARCH_LLAMA, LF_QT_Q4_K, 64, 72, 0, 12, 12);
+    /* d_model 256: q4_k itself */
+    test_model(LF_ARCH_LLAMA, LF_QT_Q4_K, 256, 512, 1, 15, 0);
+    test_model(LF_ARCH_GPT2, LF_QT_Q4_K, 256, 512, 0, 8, 0);
+    test_model(LF_ARCH_LLAMA, LF_QT_F16, 64, 96, 0, 14, 0);
+    test_quant_model_args();
     return tu_finish("quant");
 }

@@ -322,7 +322,8 @@ static int scales_finite(lf_qtype t, const uint8_t *y, int64_t n) {
     int64_t nb = n / lf_qtype_get(t)->blck;
     size_t stride = (size_t)lf_qtype_get(t)->bytes;
     for (int64_t b = 0; b < nb; b++, y += stride) {
-        uint16_t h0 = (uint16_t)(y[0] | y[1] << 8), h1 = (uint16_t)(y[2] | y[3] << 8);
+        uint16_t h0 = (uint16_t)(y[0] | y[1] << 8), h1 = 0; /* the second f16 only where the block has one */
+        if (t == LF_QT_Q4_1 || t == LF_QT_Q4_K) h1 = (uint16_t)(y[2] | y[3] << 8);
         switch (t) {
         case LF_QT_BF16:
             if ((h0 & 0x7f80u) == 0x7f80u) return 0;
