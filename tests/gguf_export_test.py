@@ -257,11 +257,16 @@ def reference(tag, model, ids, tmp):
     return ref
 
 
-def verify(tag, model_path, ref, extra=()):
+def verify(tag, model_path, ref, extra=(), kept=None):
+    """the logits' relative error; kept: how many weights --keep-quantized must have left encoded"""
     rc, txt = run(["verify", model_path, ref, "--tol", "1e-4", *extra])
     lines = [l for l in txt.splitlines() if l.startswith("logits")]
     err = float(lines[0].split()[3]) if lines else float("nan")
     check(rc == 0 and "verify: PASS" in txt, f"{tag}: verify {' '.join(extra)}: {txt[-600:]}")
+    if kept is not None:
+        note = [l for l in txt.splitlines() if l.endswith("weights kept quantized")]
+        n = int(note[0].split()[1]) if note else 0
+        check(n == kept, f"{tag}: {n} weights kept quantized, expected {kept}")
     return err
 
 
@@ -298,9 +303,14 @@ def family(arch, tmp, tokj, corpus):
         ref_model.tie_weights() if not untied else None
         ref = reference(tag, ref_model, ids, tmp)
         e = verify(tag, path, ref)
-        ek = verify(tag, path, ref, ["--keep-quantized"])
+        # kept encoded: the linear weights in a block type (2 x 16 rows run dequantized tiles through
+        # sgemm; 1 x 3 rows the dot kernels on the encoded rows)
+        nkept = sum(1 for x in rd.tensors if x.tensor_type in (Q.Q8_0, Q.Q4_0, Q.Q4_1, Q.Q4_K)
+                    and x.name != "token_embd.weight")
+        ek = verify(tag, path, ref, ["--keep-quantized"], kept=nkept)
+        ek3 = verify(tag, path, reference(tag + "_3", ref_model, ids[:1, :3], tmp), ["--keep-quantized"], kept=nkept)
         msg = f"{tag}: {len(rd.tensors)} tensors read by gguf, dequantized equal to lmforge's (max diff {worst}); " \
-              f"lmforge vs transformers on them: {e:.2e}, --keep-quantized {ek:.2e}"
+              f"lmforge vs transformers on them: {e:.2e}, --keep-quantized ({nkept} kept) {ek:.2e}, 3 rows {ek3:.2e}"
         loss = loss_of(path, corpus)
         if t == "f32":
             check(loss == base_loss, f"{tag}: loss {loss} != the HF folder's {base_loss}")
@@ -443,12 +453,23 @@ def smollm2(tmp):
     model = LlamaForCausalLM(cfg).eval()
     model.load_state_dict({k: torch.from_numpy(v) for k, v in dequantized(rd, "llama", cfg).items()}, strict=False)
     model.tie_weights()
-    ids = encode(g, "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n", True)
+    prompt = "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n"
+    ids = encode(g, prompt, True)
     ref = reference("smollm2", model, torch.tensor([ids]), tmp)
+    nkept = 7 * cfg.num_hidden_layers
     e = verify("smollm2", g, ref)
-    ek = verify("smollm2-keep", g, ref, ["--keep-quantized"])
+    ek = verify("smollm2-keep", g, ref, ["--keep-quantized"], kept=nkept)
+    ek3 = verify("smollm2-keep3", g, reference("smollm2_3", model, torch.tensor([ids[-3:]]), tmp), ["--keep-quantized"],
+                 kept=nkept)
     print(f"smollm2 Q4_1 ({len(ids)} tokens): lmforge vs transformers on gguf's dequantized tensors: dequantized "
-          f"{e:.2e}, --keep-quantized {ek:.2e}")
+          f"{e:.2e}, --keep-quantized ({nkept} kept) {ek:.2e}, 3 rows {ek3:.2e}")
+    gen = {}
+    for mode in ("--keep-quantized", "--dequantize"):
+        rc, txt = run(["generate", g, "--prompt", prompt, "--greedy", "--max-tokens", "24", mode])
+        check(rc == 0, f"smollm2: generate {mode}: {txt[-300:]}")
+        gen[mode] = txt.split("[")[0]
+    print(f"smollm2 greedy generation, 24 tokens: {'the same' if len(set(gen.values())) == 1 else 'different'} text "
+          f"kept quantized and dequantized: {gen['--keep-quantized'][len(prompt):]!r}")
 
 
 if __name__ == "__main__":

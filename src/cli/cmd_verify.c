@@ -82,6 +82,9 @@ int cmd_verify(int argc, char **argv) {
     lf_loss_term *ce = NULL;
     lf_st *ref = NULL;
     if (cli_load_model(&m, model_path, keep)) return cli_fail("verify");
+    int kept = 0;
+    for (int i = 0; i < lf_model_num_params(m); i++) kept += lf_model_param(m, i)->qops != NULL;
+    if (kept) printf("note: %d weights kept quantized\n", kept);
     if (cli_load_adapters(m, adapters, "verify")) {
         lf_model_free(m);
         return 1;
