@@ -11,7 +11,8 @@ type (f32, f16, q8_0, q4_0, q4_1, q4_k):
     (`lmforge verify`, 1e-4), also with --keep-quantized; f32 gives the same loss as the original model to
     the last printed digit, f16 within 1e-3; transformers' own GGUF loader (gguf_file=) reads the f32
     and f16 llama files and lmforge verifies against its logits;
-(d) the tokenizer round-trips: the same ids before and after export on varied text, same fingerprint.
+(d) the tokenizer round-trips: the same ids before and after export on varied text, same fingerprint;
+    the export quantized again to its own type comes out byte for byte.
 Then (e) llama.cpp's own tokenizer test vectors (gpt-2, llama-spm, starcoder = SmolLM2's pre-tokenizer)
 through a GGUF that lmforge wrote with each vocabulary (skipped when the vectors are not cached), with
 transformers' GGUF tokenizer on the SentencePiece one; and (f) SmolLM2's Q4_1 GGUF with and without
@@ -291,6 +292,11 @@ def family(arch, tmp, tokj, corpus):
         if not check(rc == 0 and txt == "", f"{tag}: quantize: rc {rc} {txt}"):
             continue
         rd = check_file(tag, path, arch, hf, t, tokj, untied)
+        # the file as input: read kept quantized and written in the same type, it comes out byte for byte
+        again = os.path.join(tmp, f"{tag}-again.gguf")
+        rc, txt = run(["quantize", path, "--type", t, "--out", again, "--quiet"])
+        check(rc == 0 and open(again, "rb").read() == open(path, "rb").read(),
+              f"{tag}: quantizing the export again to {t} changed it: rc {rc} {txt}")
         got = check_dequant(tag, path, rd, arch, cfg, tmp)
         if got is None:
             continue

@@ -68,12 +68,24 @@ int cmd_quantize(int argc, char **argv) {
     } else if (!quiet) {
         fprintf(stderr, "lmforge quantize: note: no tokenizer (%s, --tokenizer): the file gets none\n", p);
     }
+    static char nb[256];
+    if (!name && gguf) { /* a GGUF input keeps its own general.name */
+        lf_gguf *g;
+        size_t len = 0;
+        const char *gn;
+        if (lf_gguf_open(&g, model) == LF_OK) {
+            if ((gn = lf_gguf_get_str(g, "general.name", &len)) && len > 0) {
+                snprintf(nb, sizeof nb, "%.*s", (int)(len < sizeof nb ? len : sizeof nb - 1), gn);
+                name = nb;
+            }
+            lf_gguf_close(g);
+        }
+    }
     if (!name) { /* general.name: the model's folder or file name, as llama.cpp's converter does */
         size_t l = strlen(model);
         while (l > 1 && model[l - 1] == '/') l--;
         const char *b = model + l;
         while (b > model && b[-1] != '/') b--;
-        static char nb[256];
         snprintf(nb, sizeof nb, "%.*s", (int)(model + l - b), b);
         name = nb;
     }
@@ -82,20 +94,22 @@ int cmd_quantize(int argc, char **argv) {
     o.report = &rep;
     int rc = 0;
     if (lf_gguf_save(m, tok, out, &o)) rc = cli_fail("quantize");
-    else if (!quiet) {
-        char before[32], after[32], line[512];
+    else if (!quiet) { /* one line: tensors per type, weight bytes before -> after, the file, fallbacks */
+        char before[32], after[32], file[32], line[512] = "";
         lf_format_bytes(before, sizeof before, (double)rep.bytes_before);
-        lf_format_bytes(after, sizeof after, (double)rep.file_bytes);
+        lf_format_bytes(after, sizeof after, (double)rep.bytes_after);
+        lf_format_bytes(file, sizeof file, (double)rep.file_bytes);
         int k = 0;
         for (int id = 0; id < 32; id++) {
             const lf_qtype_info *q = lf_qtype_get((lf_qtype)id);
-            if (rep.count[id] && q) k += snprintf(line + k, sizeof line - (size_t)k, "%s%d %s", k ? ", " : "", rep.count[id], q->name);
+            if (rep.count[id] && q && k < (int)sizeof line)
+                k += snprintf(line + k, sizeof line - (size_t)k, "%s%d %s", k ? ", " : "", rep.count[id], q->name);
         }
-        printf("%s: %s tensors | %s -> %s (%.2fx smaller) | %d fallback%s", out, line, before, after,
-               rep.file_bytes ? (double)rep.bytes_before / (double)rep.file_bytes : 0.0, rep.fallbacks,
+        printf("%s: %s tensors; weights %s -> %s (%.2fx); file %s; %d fallback%s", out, line, before, after,
+               rep.bytes_after ? (double)rep.bytes_before / (double)rep.bytes_after : 0.0, file, rep.fallbacks,
                rep.fallbacks == 1 ? "" : "s");
-        if (rep.requantized) printf(" | %d requantized", rep.requantized);
-        printf("%s\n", tok ? "" : " | no tokenizer");
+        if (rep.requantized) printf("; %d re-encoded from another quantized type", rep.requantized);
+        printf("%s\n", tok ? "" : "; no tokenizer");
     }
     lf_tokenizer_free(tok);
     lf_model_free(m);
