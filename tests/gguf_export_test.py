@@ -11,7 +11,8 @@ type (f32, f16, q8_0, q4_0, q4_1, q4_k):
     (`lmforge verify`, 1e-4), also with --keep-quantized; f32 gives the same loss as the original model to
     the last printed digit, f16 within 1e-3; transformers' own GGUF loader (gguf_file=) reads the f32
     and f16 llama files and lmforge verifies against its logits;
-(d) the tokenizer round-trips: the same ids before and after export on varied text, same fingerprint;
+(d) the tokenizer round-trips: the same ids before and after export on varied text, same fingerprint,
+    the chat template of tokenizer_config.json carried;
     the export quantized again to its own type comes out byte for byte.
 Then (e) llama.cpp's own tokenizer test vectors (gpt-2, llama-spm, starcoder = SmolLM2's pre-tokenizer)
 through a GGUF that lmforge wrote with each vocabulary (skipped when the vectors are not cached), with
@@ -48,6 +49,7 @@ fails = checks = 0
 rng = np.random.default_rng(11)
 TYPES = {"f32": Q.F32, "f16": Q.F16, "q8_0": Q.Q8_0, "q4_0": Q.Q4_0, "q4_1": Q.Q4_1, "q4_k": Q.Q4_K}
 FILE_TYPE = {"f32": 0, "f16": 1, "q4_0": 2, "q4_1": 3, "q8_0": 7, "q4_k": 14}  # llama.cpp's LlamaFileType
+CHAT = "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}{% endfor %}"
 TEXTS = ["the cat sat on the mat.", "number 16 sat, naïve café 😀 東京", " two  spaces\n\n\ttab", "<|endoftext|>x",
          "3.14159 and 2024 years", ""]
 
@@ -98,6 +100,8 @@ def make_llama(d, tok, vocab=320, C=256, F=512, H=4, KV=2, L=2, tied=False):
     m.save_pretrained(d, safe_serialization=True)
     if tok:
         shutil.copy(tok, os.path.join(d, "tokenizer.json"))
+        with open(os.path.join(d, "tokenizer_config.json"), "w") as f:
+            json.dump({"chat_template": CHAT}, f)
     return m
 
 
@@ -179,6 +183,8 @@ def check_file(tag, path, arch, hf, t, tokj, untied):
             ok = got == v
         if not ok:
             bad.append(f"{k}={got!r} (want {v!r})")
+    if field(rd, "tokenizer.chat_template") != (CHAT if arch == "llama" else None):
+        bad.append(f"tokenizer.chat_template {field(rd, 'tokenizer.chat_template')!r}")
     quantized = t not in ("f32", "f16")
     if (field(rd, "general.quantization_version") == 2) != quantized:
         bad.append(f"general.quantization_version={field(rd, 'general.quantization_version')!r}")

@@ -129,6 +129,7 @@ typedef struct {
     lf_qtype fallback; /* rows that are not whole blocks of type (Q4_K's 256); F16 where that fails too */
     lf_qtype embed;    /* token embedding and untied output head */
     const char *name;  /* general.name (NULL: "lmforge") */
+    const char *chat_template; /* tokenizer.chat_template (Jinja text, as transformers keeps it), or NULL */
     lf_gguf_save_report *report; /* filled when not NULL */
 } lf_gguf_save_opts;
 /* type as given; fallback Q4_1; embed: type for F32/F16/BF16/Q8_0, else Q8_0 (see gguf_write.c) */

@@ -202,6 +202,7 @@ static void put_metadata(buf *b, const lf_config *c, const lf_tokenizer *tok, co
         kv_bool(b, "tokenizer.ggml.add_eos_token", 0);
         if (!v->pre) kv_bool(b, "tokenizer.ggml.add_space_prefix", v->add_space_prefix);
     }
+    if (o->chat_template) kv_str(b, "tokenizer.chat_template", o->chat_template);
 }
 
 /* The plan: names, types, shapes and offsets; refuses what llama.cpp could not load. */

@@ -7,6 +7,7 @@
 #include "lmforge/quant.h"
 #include "lmforge/tokenizer.h"
 
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,18 +70,29 @@ int cmd_quantize(int argc, char **argv) {
         fprintf(stderr, "lmforge quantize: note: no tokenizer (%s, --tokenizer): the file gets none\n", p);
     }
     static char nb[256];
-    if (!name && gguf) { /* a GGUF input keeps its own general.name */
+    char *chat = NULL; /* the chat template goes along: a GGUF's own, or tokenizer_config.json's */
+    if (gguf) { /* a GGUF input keeps its own general.name */
         lf_gguf *g;
         size_t len = 0;
-        const char *gn;
+        const char *gs;
         if (lf_gguf_open(&g, model) == LF_OK) {
-            if ((gn = lf_gguf_get_str(g, "general.name", &len)) && len > 0) {
-                snprintf(nb, sizeof nb, "%.*s", (int)(len < sizeof nb ? len : sizeof nb - 1), gn);
+            if (!name && (gs = lf_gguf_get_str(g, "general.name", &len)) && len > 0) {
+                snprintf(nb, sizeof nb, "%.*s", (int)(len < sizeof nb ? len : sizeof nb - 1), gs);
                 name = nb;
             }
+            if ((gs = lf_gguf_get_str(g, "tokenizer.chat_template", &len)) && len > 0 && !memchr(gs, 0, len))
+                chat = strndup(gs, len);
             lf_gguf_close(g);
         }
+    } else if (lf_is_dir(model)) {
+        char tc[4200];
+        snprintf(tc, sizeof tc, "%s/tokenizer_config.json", model);
+        json_t *j = lf_path_exists(tc) ? json_load_file(tc, 0, NULL) : NULL;
+        const char *ct = json_string_value(json_object_get(j, "chat_template"));
+        if (ct) chat = strdup(ct);
+        json_decref(j);
     }
+    o.chat_template = tok ? chat : NULL;
     if (!name) { /* general.name: the model's folder or file name, as llama.cpp's converter does */
         size_t l = strlen(model);
         while (l > 1 && model[l - 1] == '/') l--;
@@ -111,6 +123,7 @@ int cmd_quantize(int argc, char **argv) {
         if (rep.requantized) printf("; %d re-encoded from another quantized type", rep.requantized);
         printf("%s\n", tok ? "" : "; no tokenizer");
     }
+    free(chat);
     lf_tokenizer_free(tok);
     lf_model_free(m);
     return rc;
