@@ -247,63 +247,76 @@ static lf_status plan_tensors(writer *w, const lf_gguf_save_opts *o, const char 
     return LF_OK;
 }
 
-/* one tensor's bytes in the file's order and type into out (nbytes) */
-static lf_status encode_tensor(const tensor_plan *tp, uint8_t *out, float *tmp, float *tmp2) {
+/* One tensor into the file in llama.cpp's row order and the planned type, encoded a chunk of rows
+ * at a time: writing holds at most one decoded or permuted tensor (a linear weight, never the
+ * embedding) besides the chunk. */
+static lf_status write_tensor(FILE *f, const char *path, const tensor_plan *tp, uint8_t *chunk, size_t chunk_bytes) {
+    static const uint8_t zero[GGUF_ALIGN];
     const lf_param *p = tp->p;
-    size_t rows = (size_t)tp->rows, rb = lf_qtype_row_bytes(tp->type, tp->cols);
+    size_t rows = (size_t)tp->rows, cols = (size_t)tp->cols, rb = lf_qtype_row_bytes(tp->type, tp->cols);
+    lf_status st = LF_OK;
+    void *own = NULL;
+    float *deq = NULL;
     if (p->qops && lf_param_qtype(p) == tp->type) { /* already in this type: the bytes as they are */
         LF_ASSERT(p->qbytes == tp->nbytes);
-        if (tp->perm) lf_gguf_permute_rows(out, p->qdata, tp->perm, rows, rb, 1);
-        else memcpy(out, p->qdata, tp->nbytes);
-        return LF_OK;
+        const void *src = p->qdata;
+        if (tp->perm) {
+            if (!(own = malloc(tp->nbytes))) st = LF_ERR_NOMEM;
+            else lf_gguf_permute_rows(own, p->qdata, tp->perm, rows, rb, 1), src = own;
+        }
+        if (!st) st = lf_write_all(f, src, tp->nbytes, path);
+    } else {
+        const float *src = p->data;
+        if (p->qops) { /* quantized in another type: decoded, then encoded again (a second rounding) */
+            if (!(deq = malloc(p->numel * sizeof(float)))) st = LF_ERR_NOMEM;
+            else p->qops->dequantize(p, deq), src = deq;
+        }
+        if (!st && tp->perm) {
+            if (!(own = malloc(p->numel * sizeof(float)))) st = LF_ERR_NOMEM;
+            else lf_gguf_permute_rows(own, src, tp->perm, rows, sizeof(float) * cols, 1), src = own;
+        }
+        if (!st && tp->type == LF_QT_F32) st = lf_write_all(f, src, tp->nbytes, path);
+        size_t per = chunk_bytes / rb;
+        for (size_t r0 = 0; !st && tp->type != LF_QT_F32 && r0 < rows; r0 += per) {
+            size_t n = rows - r0 < per ? rows - r0 : per;
+            long bad = -1;
+#pragma omp parallel for schedule(dynamic, 16)
+            for (size_t r = 0; r < n; r++)
+                if (lf_quantize_row(tp->type, src + (r0 + r) * cols, chunk + r * rb, tp->cols) != LF_OK) {
+#pragma omp critical(lf_gguf_bad_row)
+                    if (bad < 0 || (long)r < bad) bad = (long)r;
+                }
+            if (bad >= 0) { /* again, for the quantizer's message */
+                lf_quantize_row(tp->type, src + (r0 + (size_t)bad) * cols, chunk, tp->cols);
+                char msg[512];
+                snprintf(msg, sizeof msg, "%s", lf_last_error());
+                lf_set_error("%s: tensor '%s' row %zu: %s", path, tp->name, r0 + (size_t)bad, msg);
+                st = LF_ERR_ARG;
+            } else {
+                st = lf_write_all(f, chunk, n * rb, path);
+            }
+        }
     }
-    const float *src = p->data;
-    if (p->qops) { /* quantized in another type: dequantized, then encoded again (a second rounding) */
-        p->qops->dequantize(p, tmp);
-        src = tmp;
-    }
-    if (tp->perm) {
-        float *dst = src == tmp ? tmp2 : tmp;
-        lf_gguf_permute_rows(dst, src, tp->perm, rows, sizeof(float) * (size_t)tp->cols, 1);
-        src = dst;
-    }
-    int bad = 0;
-#pragma omp parallel for schedule(dynamic, 16) reduction(| : bad)
-    for (size_t r = 0; r < rows; r++)
-        bad |= lf_quantize_row(tp->type, src + r * (size_t)tp->cols, out + r * rb, tp->cols) != LF_OK;
-    if (bad) {
-        lf_set_error("tensor '%s': encoding as %s failed", tp->name, lf_qtype_get(tp->type)->name);
-        return LF_ERR_ARG;
-    }
-    return LF_OK;
+    if (st == LF_ERR_NOMEM) lf_set_error("%s: out of memory for tensor '%s' (%zu values)", path, tp->name, p->numel);
+    size_t pad = (GGUF_ALIGN - tp->nbytes % GGUF_ALIGN) % GGUF_ALIGN;
+    if (!st) st = lf_write_all(f, zero, pad, path);
+    free(own);
+    free(deq);
+    return st;
 }
 
 static lf_status write_all(FILE *f, const char *path, const void *ctx) {
     const writer *w = ctx;
-    lf_status st = lf_write_all(f, w->head.p, w->head.n, path);
-    size_t most = 0, most_f = 0;
+    size_t chunk_bytes = (size_t)4 << 20;
     for (int i = 0; i < w->n; i++) {
-        if (w->t[i].nbytes > most) most = w->t[i].nbytes;
-        if (w->t[i].p->numel > most_f) most_f = w->t[i].p->numel;
+        size_t rb = lf_qtype_row_bytes(w->t[i].type, w->t[i].cols);
+        if (rb > chunk_bytes) chunk_bytes = rb;
     }
-    uint8_t *out = malloc(most + GGUF_ALIGN);
-    float *tmp = malloc(most_f * sizeof(float)), *tmp2 = malloc(most_f * sizeof(float));
-    if (!out || !tmp || !tmp2) {
-        lf_set_error("%s: out of memory for a tensor of %zu values", path, most_f);
-        st = LF_ERR_NOMEM;
-    }
-    for (int i = 0; i < w->n && !st; i++) {
-        const tensor_plan *tp = &w->t[i];
-        size_t padded = (tp->nbytes + GGUF_ALIGN - 1) / GGUF_ALIGN * GGUF_ALIGN;
-        st = encode_tensor(tp, out, tmp, tmp2);
-        if (!st) {
-            memset(out + tp->nbytes, 0, padded - tp->nbytes);
-            st = lf_write_all(f, out, padded, path);
-        }
-    }
-    free(out);
-    free(tmp);
-    free(tmp2);
+    uint8_t *chunk = malloc(chunk_bytes);
+    lf_status st = chunk ? lf_write_all(f, w->head.p, w->head.n, path) : LF_ERR_NOMEM;
+    if (!chunk) lf_set_error("%s: out of memory for a %zu-byte write buffer", path, chunk_bytes);
+    for (int i = 0; i < w->n && !st; i++) st = write_tensor(f, path, &w->t[i], chunk, chunk_bytes);
+    free(chunk);
     return st;
 }
 
