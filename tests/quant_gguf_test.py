@@ -141,9 +141,15 @@ print(f"q4_k: {len(rows(n))} rows: gguf-py dequantizes lmforge's bytes as lmforg
 # LF_GGML_BASE (not part of CI: no pinned llama.cpp build is fetched), byte for byte, Q4_K included
 lib_path = os.environ.get("LF_GGML_BASE")
 if lib_path:
-    lib = ctypes.CDLL(lib_path)
+    try:
+        lib = ctypes.CDLL(lib_path)
+    except OSError as e:
+        check(False, f"LF_GGML_BASE={lib_path} does not load: {e}")
+        lib = None
     for name, sym, bs, blk in (("q8_0", "quantize_row_q8_0_ref", 34, 32), ("q4_0", "quantize_row_q4_0_ref", 18, 32),
                                ("q4_1", "quantize_row_q4_1_ref", 20, 32), ("q4_k", "quantize_row_q4_K_ref", 144, 256)):
+        if lib is None:
+            break
         fn = getattr(lib, sym)
         fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64]
         fn.restype = None

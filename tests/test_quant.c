@@ -18,6 +18,7 @@
 #include "testutil.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
 #include <immintrin.h>
 #endif
 
@@ -67,7 +68,8 @@ static void test_half(void) {
     CHECK(lf_fp16_to_fp32(0x0001) == 0x1p-24f && lf_fp16_to_fp32(0x7bff) == 65504.0f && lf_fp16_to_fp32(0x3555) == 0x1.554p-2f,
           "fp16 -> fp32 of known halves");
 #if defined(__x86_64__) && defined(__GNUC__)
-    if (__builtin_cpu_supports("f16c")) {
+    unsigned a, b, c, d;
+    if (__get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C)) {
         int diff = 0;
         uint32_t first = 0;
         for (uint64_t i = 0; i < 1000000; i++) {

@@ -57,12 +57,14 @@ float lf_bf16_to_fp32(uint16_t h);
  * dequantizing tiles of W into float32 for BLAS), backward_input (frozen weight: LoRA on a
  * quantized base, a quantized teacher), dequantize. NULL for F32 and unknown types. */
 const lf_storage_ops *lf_quant_storage_ops(lf_qtype t);
-lf_qtype lf_param_qtype(const lf_param *p); /* F32 when the tensor holds float32 */
+lf_qtype lf_param_qtype(const lf_param *p); /* F32 when the tensor holds float32; (lf_qtype)-1 for a
+                                               storage type not from lf_quant_storage_ops */
 
 typedef struct {
     lf_qtype type;          /* for the linear weights (q/k/v/o, MLP; GPT-2's fused qkv) */
     lf_qtype fallback;      /* for rows that are not whole blocks of type (Q4_K needs 256; SmolLM2's
-                               576-wide rows are not): Q4_1 by default (llama.cpp uses Q5_0) */
+                               576-wide rows are not): Q4_1 by default (llama.cpp uses Q5_0); the
+                               zero value (LF_QT_F32) means that default */
     int include_head;       /* also an untied lm_head (a tied head stays with the embedding) */
     int include_embeddings; /* reserved: the embedding stays float32 (lookups read data) */
 } lf_quant_opts;

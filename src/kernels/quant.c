@@ -14,6 +14,7 @@
 #include <string.h>
 #include <strings.h>
 #if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
 #include <immintrin.h>
 #define LF_QX86 1
 #endif
@@ -891,8 +892,10 @@ static lf_qdot_fn kernel_of(lf_qtype t, int isa) {
 /* the best instruction set this CPU has (read on every call: cheap, and no global to set up) */
 static int cpu_isa(void) {
 #ifdef LF_QX86
+    unsigned a, b, c, d; /* F16C from CPUID leaf 1 (clang's __builtin_cpu_supports does not know it) */
     __builtin_cpu_init();
-    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma") || !__builtin_cpu_supports("f16c")) return 0;
+    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma") || !__get_cpuid(1, &a, &b, &c, &d) || !(c & bit_F16C))
+        return 0;
     return __builtin_cpu_supports("avx512f") ? 2 : 1;
 #else
     return 0;

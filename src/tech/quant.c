@@ -23,6 +23,7 @@
  * last-position logits of a small batch on the bandwidth-bound path. */
 enum { SMALL_N = 4 };
 enum { TILE_FLOATS = 1 << 18 }; /* 1 MiB of float32 rows: fits L2 on current CPUs, big enough for GEMM */
+enum { PAR_MIN = 1 << 15 };     /* weights below which a loop stays on one thread (a fork costs more) */
 
 static size_t row_bytes(lf_qtype t, const lf_param *w) { return lf_qtype_row_bytes(t, w->shape[1]); }
 
@@ -38,7 +39,7 @@ static void deq_rows(lf_qtype t, const lf_param *w, int o0, int rows, float *dst
     int IC = (int)w->shape[1];
     size_t rb = row_bytes(t, w);
     const uint8_t *q = w->qdata;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)rows * IC >= PAR_MIN)
     for (int r = 0; r < rows; r++) lf_dequantize_row(t, q + (size_t)(o0 + r) * rb, dst + (size_t)r * IC, IC);
 }
 
@@ -50,7 +51,7 @@ static void forward_dot(lf_qtype t, float *out, int ldo, const float *inp, int l
     size_t rb = row_bytes(t, w);
     const uint8_t *q = w->qdata;
     lf_qdot_fn dot = lf_qdot_kernel(t, NULL);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)OC * IC * N >= PAR_MIN)
     for (int o = 0; o < OC; o++) {
         float b = bias ? bias[o] : 0.0f;
         for (size_t n = 0; n < N; n++) out[n * ldo + o] = dot(q + (size_t)o * rb, inp + n * ldi, IC) + b;
@@ -207,7 +208,7 @@ lf_status lf_quant_model(lf_model *m, const lf_quant_opts *o, lf_quant_report *r
             break;
         }
         int bad = -1;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (p->numel >= PAR_MIN)
         for (int64_t r = 0; r < p->shape[0]; r++) {
             if (lf_quantize_row(t, p->data + (size_t)r * (size_t)IC, (uint8_t *)j->q + (size_t)r * rb, IC) != LF_OK) {
 #pragma omp critical(lf_quant_bad)
