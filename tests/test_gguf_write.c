@@ -98,8 +98,21 @@ static void family(lf_arch arch) {
     snprintf(p32, sizeof p32, "%s/%s_f32.gguf", dir, an);
     snprintf(p16, sizeof p16, "%s/%s_f16.gguf", dir, an);
 
-    /* f32: every tensor and the logits bit for bit; the config survives */
+    /* f32: every tensor and the logits bit for bit; the config survives; without a tokenizer the
+     * file says no_vocab (llama.cpp needs tokenizer.ggml.model), which our tokenizer reader names */
     save(base, p32, LF_QT_F32, LF_QT_F32, NULL);
+    lf_gguf *g;
+    if (lf_gguf_open(&g, p32) == LF_OK) {
+        size_t len = 0;
+        const char *tm = lf_gguf_get_str(g, "tokenizer.ggml.model", &len);
+        lf_tokenizer *t = NULL;
+        lf_status ts = lf_gguf_tokenizer(&t, g);
+        CHECK(tm && len == 8 && !memcmp(tm, "no_vocab", 8) && ts == LF_ERR_NOTFOUND && strstr(lf_last_error(), "no vocabulary"),
+              "%s: a file without a tokenizer: model '%.*s', tokenizer status %d '%s'", an, (int)len, tm ? tm : "", ts,
+              lf_last_error());
+        lf_tokenizer_free(t);
+        lf_gguf_close(g);
+    }
     lf_model *m = load(p32, 0);
     if (m) {
         const lf_config *r = lf_model_config(m);

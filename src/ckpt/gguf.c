@@ -780,6 +780,11 @@ lf_status lf_gguf_tokenizer(lf_tokenizer **out, const lf_gguf *g) {
         return LF_ERR_FORMAT;
     }
     snprintf(mbuf, sizeof mbuf, "%.*s", (int)(ml > 63 ? 63 : ml), model);
+    if (!strcmp(mbuf, "no_vocab") || !strcmp(mbuf, "none")) {
+        lf_set_error("%s: the file holds no vocabulary (tokenizer.ggml.model = %s): give the tokenizer with --tokenizer",
+                     g->path, mbuf);
+        return LF_ERR_NOTFOUND;
+    }
     if (pre) snprintf(pbuf, sizeof pbuf, "%.*s", (int)(pl > 63 ? 63 : pl), pre);
     s.model = mbuf;
     s.pre = pre ? pbuf : NULL;

@@ -182,6 +182,9 @@ static void put_metadata(buf *b, const lf_config *c, const lf_tokenizer *tok, co
 #undef KU
 #undef KF
     int bos = c->bos_id, eos = c->eos_id;
+    /* llama.cpp needs tokenizer.ggml.model: without a tokenizer, its "no vocabulary" model (it then
+     * makes vocab_size placeholder tokens) */
+    if (!tok) kv_str(b, "tokenizer.ggml.model", "no_vocab");
     if (tok) {
         kv_str(b, "tokenizer.ggml.model", v->model);
         if (v->pre) kv_str(b, "tokenizer.ggml.pre", v->pre);
