@@ -51,10 +51,11 @@ int cmd_eval(int argc, char **argv) {
     for (int i = 1; i + 1 < argc; i++) /* --task classify: src/cli/cmd_eval_classify.c */
         if (!strcmp(argv[i], "--task") && !strcmp(argv[i + 1], "classify")) return cmd_eval_classify(argc, argv);
     const char *model = NULL, *data = NULL, *tokp = NULL, *adapters = NULL;
-    int T = 0, stride = 0, B = 8, json = 0;
+    int T = 0, stride = 0, B = 8, json = 0, keep = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int has = i + 1 < argc;
+        if (cli_quant_option(a, &keep)) continue;
         if (!strcmp(a, "--data") && has) data = argv[++i];
         else if (!strcmp(a, "--tokenizer") && has) tokp = argv[++i];
         else if (!strcmp(a, "--adapter") && has) adapters = argv[++i];
@@ -78,7 +79,7 @@ int cmd_eval(int argc, char **argv) {
         return 2;
     }
     lf_model *m;
-    if (lf_model_load(&m, model)) return cli_fail("eval");
+    if (cli_load_model(&m, model, keep)) return cli_fail("eval");
     if (cli_load_adapters(m, adapters, "eval")) {
         lf_model_free(m);
         return 1;
@@ -175,7 +176,7 @@ int cmd_eval(int argc, char **argv) {
     return rc;
 usage:
     fprintf(stderr, "usage: lmforge eval MODEL --data FILE|FOLDER|SHARD.bin [--tokenizer PATH] [--adapter DIR[,DIR]] [--context T] [--stride S]\n"
-                    "                           [--batch B] [--json]\n"
+                    "                           [--batch B] [--json] [--keep-quantized | --dequantize]\n"
                     "       lmforge eval --task classify MODEL DATA ... (accuracy, F1; --task classify --help)\n");
     return 2;
 }

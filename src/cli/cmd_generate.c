@@ -21,11 +21,12 @@ static int print_piece(void *ctx, int id) {
 
 int cmd_generate(int argc, char **argv) {
     const char *model = NULL, *prompt = "", *tokp = NULL, *adapters = NULL;
-    int max_tokens = 100, stop_eos = 1;
+    int max_tokens = 100, stop_eos = 1, keep = 1;
     lf_sampler s = {0.8f, 40, 1.0f, 42};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int has = i + 1 < argc, seed;
+        if (cli_quant_option(a, &keep)) continue;
         if (!strcmp(a, "--prompt") && has) prompt = argv[++i];
         else if (!strcmp(a, "--tokenizer") && has) tokp = argv[++i];
         else if (!strcmp(a, "--adapter") && has) adapters = argv[++i];
@@ -59,7 +60,7 @@ int cmd_generate(int argc, char **argv) {
     }
     if (!model) goto usage;
     lf_model *m;
-    if (lf_model_load(&m, model)) return cli_fail("generate");
+    if (cli_load_model(&m, model, keep)) return cli_fail("generate");
     if (cli_load_adapters(m, adapters, "generate")) {
         lf_model_free(m);
         return 1;
@@ -100,6 +101,6 @@ int cmd_generate(int argc, char **argv) {
 usage:
     fprintf(stderr, "usage: lmforge generate MODEL [--prompt TEXT] [--max-tokens N] [--temperature T] [--top-k K]\n"
                     "                               [--top-p P] [--seed S] [--greedy] [--ignore-eos] [--tokenizer PATH]\n"
-                    "                               [--adapter DIR[:SCALE][,DIR...]]\n");
+                    "                               [--adapter DIR[:SCALE][,DIR...]] [--keep-quantized | --dequantize]\n");
     return 2;
 }
