@@ -108,3 +108,8 @@ if(LF_SYS_PYTHON3)
 endif()
 add_test(NAME classify_cli COMMAND bash ${CMAKE_SOURCE_DIR}/tests/classify_cli_test.sh $<TARGET_FILE:lmforge> ${LF_FIXTURES})
 set_tests_properties(classify_cli PROPERTIES SKIP_RETURN_CODE 77 LABELS fast)
+# eval --kld-base (issue 12): KL divergence statistics vs NumPy over transformers' logits
+if(LF_SYS_PYTHON3)
+  add_test(NAME kld COMMAND ${LF_SYS_PYTHON3} ${CMAKE_SOURCE_DIR}/tests/kld_test.py $<TARGET_FILE:lmforge>)
+  set_tests_properties(kld PROPERTIES SKIP_RETURN_CODE 77 LABELS fast)
+endif()
