@@ -193,7 +193,7 @@ int cmd_eval(int argc, char **argv) {
     for (int i = 1; i + 1 < argc; i++) /* --task classify: src/cli/cmd_eval_classify.c */
         if (!strcmp(argv[i], "--task") && !strcmp(argv[i + 1], "classify")) return cmd_eval_classify(argc, argv);
     const char *model = NULL, *data = NULL, *tokp = NULL, *adapters = NULL, *kld_base = NULL, *kld_out = NULL;
-    int T = 0, stride = 0, B = 8, json = 0, chunks = 0;
+    int T = 0, stride = 0, B = 8, json = 0, chunks = 0, limit = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int has = i + 1 < argc;
@@ -209,6 +209,11 @@ int cmd_eval(int argc, char **argv) {
             if (cli_parse_int(argv[++i], &stride)) goto usage;
         } else if (!strcmp(a, "--batch") && has) {
             if (cli_parse_int(argv[++i], &B)) goto usage;
+        } else if (!strcmp(a, "--limit") && has) {
+            if (cli_parse_int(argv[++i], &limit) || limit < 0) {
+                fprintf(stderr, "lmforge eval: --limit needs a number of tokens >= 0 (0: all), got '%s'\n", argv[i]);
+                return 2;
+            }
         } else if (!strcmp(a, "--json")) json = 1;
         else if (a[0] != '-' && !model) model = a;
         else if (a[0] != '-' && !data) data = a;
@@ -301,6 +306,15 @@ int cmd_eval(int argc, char **argv) {
             return 1;
         }
     }
+    if (limit && ids.n > (size_t)limit) { /* the first tokens only: bits per byte over their pieces' bytes */
+        ids.n = (size_t)limit;
+        bytes = 0;
+        for (size_t i = 0; t && i < ids.n; i++) {
+            size_t l = 0;
+            lf_tokenizer_piece(t, ids.ids[i], &l);
+            bytes += l;
+        }
+    }
     if (kld_base) {
         lf_kld_opts o = {T, chunks ? 0 : stride, chunks};
         rc = run_kld(m, model, kld_base, t, tok_path, data, &ids, mask, &o, kld_out, json);
@@ -311,10 +325,12 @@ int cmd_eval(int argc, char **argv) {
         rc = cli_fail("eval");
     } else {
         double loss = r.targets ? r.loss_sum / r.targets : NAN, bpb = bytes ? r.loss_sum / log(2.0) / bytes : NAN;
+        char bpbs[32] = "null"; /* no tokenizer, no bytes: JSON has no NaN */
+        if (isfinite(bpb)) snprintf(bpbs, sizeof bpbs, "%.6f", bpb);
         if (json)
             printf("{\"model\": \"%s\", \"data\": \"%s\", \"tokens\": %zu, \"targets\": %zu, \"bytes\": %zu, \"context\": %d, "
-                   "\"stride\": %d, \"loss\": %.6f, \"perplexity\": %.4f, \"bits_per_byte\": %.6f, \"seconds\": %.3f}\n",
-                   model, data, ids.n, r.targets, bytes, T, stride, loss, exp(loss), bpb, r.seconds);
+                   "\"stride\": %d, \"loss\": %.6f, \"perplexity\": %.4f, \"bits_per_byte\": %s, \"seconds\": %.3f}\n",
+                   model, data, ids.n, r.targets, bytes, T, stride, loss, exp(loss), bpbs, r.seconds);
         else
             printf("%-14s %s\n%-14s %s\n%-14s %zu (%zu scored)\n%-14s %d, stride %d (%zu windows)\n%-14s %.4f nats/token\n"
                    "%-14s %.3f\n%-14s %.4f\n%-14s %.1f tokens/s\n",
@@ -330,7 +346,8 @@ done:
     return rc;
 usage:
     fprintf(stderr, "usage: lmforge eval MODEL [--data] FILE|FOLDER|SHARD.bin [--tokenizer PATH] [--adapter DIR[,DIR]] [--context T]\n"
-                    "                           [--stride S] [--batch B] [--json]\n"
+                    "                           [--stride S] [--batch B] [--limit N] [--json]\n"
+                    "           --limit N: only the first N tokens of the data\n"
                     "       lmforge eval MODEL DATA --kld-base BASE [--chunks] [--kld-out FILE.tsv] [--context T] [--stride S] [--json]\n"
                     "           KL divergence of MODEL's next-token distributions from BASE's (same tokenizer), one window at\n"
                     "           a time; the windows of plain eval (every target once), or with --chunks llama-perplexity's\n"
