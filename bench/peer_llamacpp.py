@@ -1,7 +1,7 @@
 """llama.cpp peer (llama-cpp-python, bench/venv.sh's bench_llamacpp) for bench/run-quant and
 tests/llamacpp_test.py: the same measurements as lmforge on the same GGUF file and tokens.
 
-  peer_llamacpp.py eval GGUF TOKENS [--base BASE.gguf] [--context T] [--stride S | --chunks] [--threads N]
+  peer_llamacpp.py eval GGUF TOKENS [--base BASE.gguf] [--context T] [--stride S | --chunks] [--limit N] [--threads N]
       llama.cpp's logits over the windows `lmforge eval` uses (src/eval/eval_internal.h: sliding
       windows of T advancing by S, every target scored once, or with --chunks llama-perplexity's
       windows of T that do not overlap, their second half scored), the perplexity, and with --base
@@ -119,6 +119,8 @@ def kld_stats(kl, nll_b, nll, top_b, top):
 
 def cmd_eval(a):
     ids, mask = read_tokens(a.tokens)
+    if a.limit:  # lmforge eval --limit: the first tokens only
+        ids, mask = ids[: a.limit], mask[: a.limit]
     T, chunks = a.context, a.chunks
     stride = 0 if chunks else (a.stride or max(T // 2, 1))
     llm = load(a.gguf, T, a.threads, True)
@@ -207,6 +209,7 @@ def main():
     e.add_argument("--context", type=int, default=512)
     e.add_argument("--stride", type=int, default=0)
     e.add_argument("--chunks", action="store_true")
+    e.add_argument("--limit", type=int, default=0, help="the first N tokens only (lmforge eval --limit)")
     g = sub.add_parser("generate")
     g.add_argument("gguf")
     g.add_argument("--prompt-ids", required=True)
