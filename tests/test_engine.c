@@ -271,6 +271,15 @@ static void test_modes(lf_arch arch) {
     e = tu_rel_err(lf_model_logits(m, NULL), full, (size_t)T * V);
     CHECK(e < 1e-5, "%s: storage-type forward vs float32: rel err %.3g", an, e);
     CHECK(lf_model_set_trainable(m, q->name, 1, NULL) == LF_ERR_ARG, "%s: training a stored tensor must be refused", an);
+    /* compaction frees the stored tensor's float32 slot and moves the others: same numbers */
+    const float *before = lf_model_find(m, arch == LF_ARCH_GPT2 ? "transformer.ln_f.weight" : "model.norm.weight")->data;
+    CHECK(lf_model_compact_weights(m) == LF_OK, "%s: compact: %s", an, lf_last_error());
+    CHECK(lf_model_find(m, arch == LF_ARCH_GPT2 ? "transformer.ln_f.weight" : "model.norm.weight")->data != before,
+          "%s: compaction must move the float32 tensors into a smaller block", an);
+    LF_ASSERT(lf_model_forward(m, x, 1, T, LF_LOGITS_ALL) == LF_OK);
+    e = tu_rel_err(lf_model_logits(m, NULL), full, (size_t)T * V);
+    CHECK(e < 1e-5, "%s: forward after compaction vs float32: rel err %.3g", an, e);
+    CHECK(lf_model_compact_weights(m) == LF_OK, "%s: a second compaction (nothing to do) failed", an);
     char dir[] = "/tmp/lf_engine_XXXXXX";
     LF_ASSERT(mkdtemp(dir));
     LF_ASSERT(lf_hf_save(m, dir) == LF_OK);

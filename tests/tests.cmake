@@ -108,6 +108,16 @@ if(LF_SYS_PYTHON3)
 endif()
 add_test(NAME classify_cli COMMAND bash ${CMAKE_SOURCE_DIR}/tests/classify_cli_test.sh $<TARGET_FILE:lmforge> ${LF_FIXTURES})
 set_tests_properties(classify_cli PROPERTIES SKIP_RETURN_CODE 77 LABELS fast)
+# Weight-only quantization (issue 12): block kernels (quantize, dequantize, dot: fast vs reference),
+# storage types on the linear path, lf_quant_model; and the quantizers against the gguf package
+lf_test(test_quant)
+add_test(NAME quant COMMAND test_quant)
+set_tests_properties(quant PROPERTIES LABELS fast)
+lf_test(quant_tool)
+if(LF_SYS_PYTHON3)
+  add_test(NAME quant_gguf COMMAND ${LF_SYS_PYTHON3} ${CMAKE_SOURCE_DIR}/tests/quant_gguf_test.py $<TARGET_FILE:quant_tool>)
+  set_tests_properties(quant_gguf PROPERTIES SKIP_RETURN_CODE 77 LABELS fast)
+endif()
 # eval --kld-base (issue 12): KL divergence statistics vs NumPy over transformers' logits
 if(LF_SYS_PYTHON3)
   add_test(NAME kld COMMAND ${LF_SYS_PYTHON3} ${CMAKE_SOURCE_DIR}/tests/kld_test.py $<TARGET_FILE:lmforge>)

@@ -132,6 +132,11 @@ void lf_model_apply_masks(lf_model *m); /* zero every masked weight again (after
 /* Store a linear weight in another type: qdata (qbytes, malloc'd; the model takes it over)
  * replaces data, and the tensor is frozen (the storage types have no weight gradient). */
 lf_status lf_model_set_storage(lf_model *m, lf_param *p, const lf_storage_ops *ops, void *qdata, size_t qbytes);
+/* The float32 slots of tensors now in another storage stay in the weights' one block until this
+ * moves the live float32 tensors into a block of their size (lf_param data pointers change).
+ * Call it once after a batch of lf_model_set_storage; a loader can instead set storage on a
+ * table-only model (lf_model_init_table), and lf_model_alloc_weights skips those tensors. */
+lf_status lf_model_compact_weights(lf_model *m);
 
 /* Random initialisation in the style of GPT-2 (normal 0.02, residual projections scaled by
  * 1/sqrt(2L), norms 1, biases 0); reproducible from seed. Architecture tensors only. */

@@ -42,17 +42,29 @@ void lf_dequantize_row(lf_qtype t, const void *src, float *dst /* (n) */, int64_
 float lf_qdot(lf_qtype t, const void *row, const float *x /* (n) */, int64_t n);
 float lf_qdot_ref(lf_qtype t, const void *row, const float *x /* (n) */, int64_t n);
 const char *lf_qdot_kernel_name(void); /* "avx512", "avx2" or "plain": for --version and benches */
+/* One type's dot kernel for an instruction set ("avx512", "avx2", "plain"; NULL: the CPU's best),
+ * resolved once by a caller that runs it many times; NULL when this CPU or build lacks the set. */
+typedef float (*lf_qdot_fn)(const void *row, const float *x /* (n) */, int64_t n);
+lf_qdot_fn lf_qdot_kernel(lf_qtype t, const char *isa);
+
+/* IEEE half and bfloat16 conversions as ggml makes them (round to nearest even) */
+uint16_t lf_fp32_to_fp16(float f);
+float lf_fp16_to_fp32(uint16_t h);
+uint16_t lf_fp32_to_bf16(float f);
+float lf_bf16_to_fp32(uint16_t h);
 
 /* The storage type of a quantized linear weight: forward (batch-1 rows by lf_qdot; many rows by
  * dequantizing tiles of W into float32 for BLAS), backward_input (frozen weight: LoRA on a
  * quantized base, a quantized teacher), dequantize. NULL for F32 and unknown types. */
 const lf_storage_ops *lf_quant_storage_ops(lf_qtype t);
-lf_qtype lf_param_qtype(const lf_param *p); /* F32 when the tensor holds float32 */
+lf_qtype lf_param_qtype(const lf_param *p); /* F32 when the tensor holds float32; (lf_qtype)-1 for a
+                                               storage type not from lf_quant_storage_ops */
 
 typedef struct {
     lf_qtype type;          /* for the linear weights (q/k/v/o, MLP; GPT-2's fused qkv) */
     lf_qtype fallback;      /* for rows that are not whole blocks of type (Q4_K needs 256; SmolLM2's
-                               576-wide rows are not): Q4_1 by default (llama.cpp uses Q5_0) */
+                               576-wide rows are not): Q4_1 by default (llama.cpp uses Q5_0); the
+                               zero value (LF_QT_F32) means that default */
     int include_head;       /* also an untied lm_head (a tied head stays with the embedding) */
     int include_embeddings; /* reserved: the embedding stays float32 (lookups read data) */
 } lf_quant_opts;

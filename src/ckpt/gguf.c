@@ -5,6 +5,7 @@
  * llama.cpp stores attn_q/attn_k rows interleaved for its pairwise RoPE; we rotate halves, so those
  * rows are permuted back on load (the inverse of llama.cpp's convert script). */
 #include "lmforge/ckpt.h"
+#include "lmforge/quant.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -150,107 +151,17 @@ typedef struct {
     void (*deq)(const uint8_t *src, float *dst, size_t nblocks);
 } qtype;
 
-float lf_gguf_f16(uint16_t h) {
-    uint32_t s = (uint32_t)(h >> 15) << 31, e = (h >> 10) & 31, m = h & 1023, u;
-    if (e == 0) {
-        if (m == 0) u = s;
-        else { /* subnormal: normalise */
-            int k = 0;
-            while (!(m & 1024)) { m <<= 1; k++; }
-            m &= 1023;
-            u = s | (uint32_t)(127 - 15 + 1 - k) << 23 | m << 13;
-        }
-    } else if (e == 31) u = s | 0x7f800000u | m << 13;
-    else u = s | (e + 127 - 15) << 23 | m << 13;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-static float ld_f16(const uint8_t *p) { return lf_gguf_f16((uint16_t)(p[0] | p[1] << 8)); }
-
-void lf_gguf_deq_f32(const uint8_t *src, float *dst, size_t n) { memcpy(dst, src, n * 4); }
-void lf_gguf_deq_f16(const uint8_t *src, float *dst, size_t n) {
-    for (size_t i = 0; i < n; i++) dst[i] = ld_f16(src + 2 * i);
-}
-void lf_gguf_deq_bf16(const uint8_t *src, float *dst, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        uint32_t u = (uint32_t)(src[2 * i] | src[2 * i + 1] << 8) << 16;
-        memcpy(dst + i, &u, 4);
-    }
-}
-/* Q8_0: 32 values, f16 scale d then 32 int8 */
-void lf_gguf_deq_q8_0(const uint8_t *src, float *dst, size_t nb) {
-    for (size_t b = 0; b < nb; b++, src += 34, dst += 32) {
-        float d = ld_f16(src);
-        for (int j = 0; j < 32; j++) dst[j] = d * (float)(int8_t)src[2 + j];
-    }
-}
-/* Q4_0: 32 values, f16 d, 16 bytes: low nibbles are values 0..15, high nibbles 16..31, offset 8 */
-void lf_gguf_deq_q4_0(const uint8_t *src, float *dst, size_t nb) {
-    for (size_t b = 0; b < nb; b++, src += 18, dst += 32) {
-        float d = ld_f16(src);
-        for (int j = 0; j < 16; j++) {
-            dst[j] = d * (float)((src[2 + j] & 15) - 8);
-            dst[j + 16] = d * (float)((src[2 + j] >> 4) - 8);
-        }
-    }
-}
-/* Q4_1: as Q4_0 with an f16 minimum m added instead of the offset */
-void lf_gguf_deq_q4_1(const uint8_t *src, float *dst, size_t nb) {
-    for (size_t b = 0; b < nb; b++, src += 20, dst += 32) {
-        float d = ld_f16(src), m = ld_f16(src + 2);
-        for (int j = 0; j < 16; j++) {
-            dst[j] = d * (float)(src[4 + j] & 15) + m;
-            dst[j + 16] = d * (float)(src[4 + j] >> 4) + m;
-        }
-    }
-}
-/* Q4_K: 256 values in 8 sub-blocks of 32; f16 d, f16 dmin, 12 bytes of packed 6-bit scales and
- * mins, 128 bytes of nibbles (each 32-byte run holds two sub-blocks: low then high nibbles) */
-static void scale_min_k4(int j, const uint8_t *q, int *sc, int *mn) {
-    if (j < 4) {
-        *sc = q[j] & 63;
-        *mn = q[j + 4] & 63;
-    } else {
-        *sc = (q[j + 4] & 15) | ((q[j - 4] >> 6) << 4);
-        *mn = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
-    }
-}
-void lf_gguf_deq_q4_k(const uint8_t *src, float *dst, size_t nb) {
-    for (size_t b = 0; b < nb; b++, src += 144) {
-        float d = ld_f16(src), dmin = ld_f16(src + 2);
-        const uint8_t *scales = src + 4, *q = src + 16;
-        for (int j = 0; j < 256; j += 64, q += 32) {
-            int sc, mn;
-            scale_min_k4(j / 32, scales, &sc, &mn);
-            float d1 = d * (float)sc, m1 = dmin * (float)mn;
-            scale_min_k4(j / 32 + 1, scales, &sc, &mn);
-            float d2 = d * (float)sc, m2 = dmin * (float)mn;
-            for (int l = 0; l < 32; l++) *dst++ = d1 * (float)(q[l] & 15) - m1;
-            for (int l = 0; l < 32; l++) *dst++ = d2 * (float)(q[l] >> 4) - m2;
-        }
-    }
-}
-/* Q6_K: 256 values; 128 bytes of low nibbles, 64 bytes of high 2-bit pairs, 16 int8 scales, f16 d */
-void lf_gguf_deq_q6_k(const uint8_t *src, float *dst, size_t nb) {
-    for (size_t b = 0; b < nb; b++, src += 210) {
-        const uint8_t *ql = src, *qh = src + 128;
-        const int8_t *sc = (const int8_t *)(src + 192);
-        float d = ld_f16(src + 208);
-        for (int n = 0; n < 256; n += 128, ql += 64, qh += 32, sc += 8, dst += 128)
-            for (int l = 0; l < 32; l++) {
-                int is = l / 16;
-                int q1 = (int)((ql[l] & 15) | ((qh[l] >> 0) & 3) << 4) - 32;
-                int q2 = (int)((ql[l + 32] & 15) | ((qh[l] >> 2) & 3) << 4) - 32;
-                int q3 = (int)((ql[l] >> 4) | ((qh[l] >> 4) & 3) << 4) - 32;
-                int q4 = (int)((ql[l + 32] >> 4) | ((qh[l] >> 6) & 3) << 4) - 32;
-                dst[l] = d * (float)sc[is] * (float)q1;
-                dst[l + 32] = d * (float)sc[is + 2] * (float)q2;
-                dst[l + 64] = d * (float)sc[is + 4] * (float)q3;
-                dst[l + 96] = d * (float)sc[is + 6] * (float)q4;
-            }
-    }
-}
+/* The block dequantizers live with the other block kernels (src/kernels/quant.c); these names
+ * stay for the reader's type table and the tests. */
+float lf_gguf_f16(uint16_t h) { return lf_fp16_to_fp32(h); }
+void lf_gguf_deq_f32(const uint8_t *src, float *dst, size_t n) { lf_dequantize_row(LF_QT_F32, src, dst, (int64_t)n); }
+void lf_gguf_deq_f16(const uint8_t *src, float *dst, size_t n) { lf_dequantize_row(LF_QT_F16, src, dst, (int64_t)n); }
+void lf_gguf_deq_bf16(const uint8_t *src, float *dst, size_t n) { lf_dequantize_row(LF_QT_BF16, src, dst, (int64_t)n); }
+void lf_gguf_deq_q8_0(const uint8_t *src, float *dst, size_t nb) { lf_dequantize_row(LF_QT_Q8_0, src, dst, (int64_t)nb * 32); }
+void lf_gguf_deq_q4_0(const uint8_t *src, float *dst, size_t nb) { lf_dequantize_row(LF_QT_Q4_0, src, dst, (int64_t)nb * 32); }
+void lf_gguf_deq_q4_1(const uint8_t *src, float *dst, size_t nb) { lf_dequantize_row(LF_QT_Q4_1, src, dst, (int64_t)nb * 32); }
+void lf_gguf_deq_q4_k(const uint8_t *src, float *dst, size_t nb) { lf_dequantize_row(LF_QT_Q4_K, src, dst, (int64_t)nb * 256); }
+void lf_gguf_deq_q6_k(const uint8_t *src, float *dst, size_t nb) { lf_dequantize_row(LF_QT_Q6_K, src, dst, (int64_t)nb * 256); }
 
 static const qtype qtypes[] = {
     {0, "F32", 1, 4, lf_gguf_deq_f32},       {1, "F16", 1, 2, lf_gguf_deq_f16},

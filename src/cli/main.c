@@ -3,6 +3,7 @@
 #include "lmforge/core.h"
 #include "lmforge/kernels.h"
 #include "lmforge/ckpt.h"
+#include "lmforge/quant.h"
 
 #include <errno.h>
 #include <math.h>
@@ -105,6 +106,7 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(argv[1], "--version")) {
         printf("lmforge %s (OpenBLAS kernels: %s)\n", LMFORGE_VERSION, lf_blas_core());
+        printf("quantized dot kernels: %s\n", lf_qdot_kernel_name()); /* a line of its own: scripts parse the first */
         return 0;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)

@@ -228,23 +228,54 @@ static void free_param_extras(lf_param *p) {
     p->adapters = NULL;
 }
 
+/* float32 slots of the architecture's tensors: those in another storage type have none */
+static size_t f32_slots(const lf_model *m) {
+    size_t total = 0;
+    for (int i = 0; i < m->nbase; i++)
+        if (!m->base[i].qops) total += (m->base[i].numel + 15) & ~(size_t)15;
+    return total;
+}
+
 lf_status lf_model_alloc_weights(lf_model *m) {
     if (m->param_mem) return LF_OK;
-    size_t total = 0;
-    for (int i = 0; i < m->nbase; i++) total += (m->base[i].numel + 15) & ~(size_t)15;
-    m->param_mem = lf_alloc(total * sizeof(float));
+    size_t total = f32_slots(m);
+    m->param_mem = lf_alloc((total ? total : 16) * sizeof(float));
     if (!m->param_mem) {
         lf_set_error("out of memory: the model's weights need %.1f MiB", total * 4.0 / 1048576.0);
         return LF_ERR_NOMEM;
     }
     size_t off = 0;
     for (int i = 0; i < m->nbase; i++) {
+        if (m->base[i].qops) continue; /* given its storage before the weights were allocated */
         m->base[i].data = m->param_mem + off;
         off += (m->base[i].numel + 15) & ~(size_t)15;
     }
     for (int i = 0; i < m->nbase; i++) /* norms start at 1 so a zero-initialised model is sane */
-        if (m->base[i].kind == LF_KIND_NORM)
+        if (m->base[i].kind == LF_KIND_NORM && m->base[i].data)
             for (size_t j = 0; j < m->base[i].numel; j++) m->base[i].data[j] = 1.0f;
+    return LF_OK;
+}
+
+lf_status lf_model_compact_weights(lf_model *m) {
+    if (!m->param_mem) return LF_OK;
+    size_t total = f32_slots(m), had = 0;
+    for (int i = 0; i < m->nbase; i++) had += (m->base[i].numel + 15) & ~(size_t)15;
+    if (total == had) return LF_OK;
+    float *mem = lf_alloc((total ? total : 16) * sizeof(float));
+    if (!mem) {
+        lf_set_error("out of memory: compacting the model's float32 weights into %.1f MiB", total * 4.0 / 1048576.0);
+        return LF_ERR_NOMEM;
+    }
+    size_t off = 0;
+    for (int i = 0; i < m->nbase; i++) {
+        lf_param *p = &m->base[i];
+        if (p->qops) continue;
+        memcpy(mem + off, p->data, p->numel * sizeof(float));
+        p->data = mem + off;
+        off += (p->numel + 15) & ~(size_t)15;
+    }
+    lf_free(m->param_mem);
+    m->param_mem = mem;
     return LF_OK;
 }
 

@@ -148,9 +148,12 @@ typedef struct {
 
 typedef struct {
     double loss, acc, f1;
+    double acc_ci[2], f1_ci[2]; /* 95 % percentile bootstrap (the test split only; NAN otherwise) */
 } cls_eval;
 
-static lf_status evaluate(cls_run *r, const lf_cls_dataset *v, cls_eval *e) {
+/* ci: also the bootstrap intervals (1,000 resamples, a fixed seed: the same draws for every
+ * method scored on the same examples) */
+static lf_status evaluate(cls_run *r, const lf_cls_dataset *v, cls_eval *e, int ci) {
     int K = v->K;
     int *pred = malloc(sizeof(int) * v->n);
     if (!pred) return LF_ERR_NOMEM;
@@ -181,10 +184,13 @@ static lf_status evaluate(cls_run *r, const lf_cls_dataset *v, cls_eval *e) {
     }
     lf_cls_metrics mt;
     if (!st) st = lf_cls_metrics_compute(&mt, v->label, pred, v->n, K);
+    if (!st && ci && (st = lf_cls_bootstrap(&mt, v->label, pred, 1000, 1234))) lf_cls_metrics_free(&mt);
     if (!st) {
         e->loss = nll / (double)v->n;
         e->acc = mt.accuracy;
         e->f1 = mt.macro_f1;
+        memcpy(e->acc_ci, mt.acc_ci, sizeof e->acc_ci);
+        memcpy(e->f1_ci, mt.macro_f1_ci, sizeof e->f1_ci);
         lf_cls_metrics_free(&mt);
     }
     free(pred);
@@ -226,7 +232,7 @@ static lf_status save_dir(cls_run *r, const char *name) {
  * validation-selected model reports. */
 static lf_status test_best(cls_run *r, int step, cls_eval *out) {
     if (!r->test.n) return LF_OK;
-    lf_status st = evaluate(r, &r->test, out);
+    lf_status st = evaluate(r, &r->test, out, 1);
     if (st) return st;
     json_t *ev = json_object();
     json_object_set_new(ev, "event", json_string("test"));
@@ -235,6 +241,8 @@ static lf_status test_best(cls_run *r, int step, cls_eval *out) {
     json_object_set_new(ev, "test_loss", json_real(out->loss));
     json_object_set_new(ev, "test_accuracy", json_real(out->acc));
     json_object_set_new(ev, "test_macro_f1", json_real(out->f1));
+    json_object_set_new(ev, "test_accuracy_ci95", json_pack("[ff]", out->acc_ci[0], out->acc_ci[1]));
+    json_object_set_new(ev, "test_macro_f1_ci95", json_pack("[ff]", out->f1_ci[0], out->f1_ci[1]));
     lf_report_event(r->rep, ev);
     lf_report_say(r->rep, "step %d: test (%zu examples) accuracy %.4f, macro F1 %.4f\n", step, r->test.n, out->acc, out->f1);
     return LF_OK;
@@ -365,10 +373,10 @@ lf_status lf_cls_train(const lf_train_config *c, volatile sig_atomic_t *stop, lf
     lf_report_say(r->rep, "classify: %zu train / %zu val examples, %d labels, head %s%s, %zu trainable parameters\n", r->train.n,
                   r->val.n, r->train.K, c->head, c->head_only ? " only" : "", trainable);
     lf_early_stopping *ess = lf_hook_early_stopping_state(es);
-    cls_eval e = {NAN, NAN, NAN}, te = {NAN, NAN, NAN};
+    cls_eval e = {NAN, NAN, NAN, {NAN, NAN}, {NAN, NAN}}, te = e;
     int has_val = r->val.n > 0, evaluated = 0;
     if (has_val) {
-        if ((st = evaluate(r, &r->val, &e))) goto out;
+        if ((st = evaluate(r, &r->val, &e, 0))) goto out;
         res->val_loss_start = (float)e.loss;
         report_eval(r, 0, &e, 0);
     }
@@ -398,7 +406,7 @@ lf_status lf_cls_train(const lf_train_config *c, volatile sig_atomic_t *stop, lf
         lf_report_progress(r->rep, "step %d/%d  loss %.4f  lr %.2e", step, c->max_steps, si.loss, si.lr);
         evaluated = 0;
         if (has_val && c->eval_every > 0 && step % c->eval_every == 0) {
-            if ((st = evaluate(r, &r->val, &e))) goto out;
+            if ((st = evaluate(r, &r->val, &e, 0))) goto out;
             evaluated = 1;
             lf_hook_action a = es->after_eval(es, tr, step, es_value(c, &e));
             if (ess->improved && (st = save_dir(r, "best"))) goto out;
@@ -424,7 +432,7 @@ lf_status lf_cls_train(const lf_train_config *c, volatile sig_atomic_t *stop, lf
     lf_report_progress_end(r->rep);
     if (step > c->max_steps) step = c->max_steps;
     if (has_val && !evaluated) {
-        if ((st = evaluate(r, &r->val, &e))) goto out;
+        if ((st = evaluate(r, &r->val, &e, 0))) goto out;
         es->after_eval(es, tr, step, es_value(c, &e));
         if (ess->improved && (st = save_dir(r, "best"))) goto out;
         if (ess->improved) res->best_val_loss = (float)e.loss;
@@ -450,6 +458,8 @@ lf_status lf_cls_train(const lf_train_config *c, volatile sig_atomic_t *stop, lf
         if (r->test.n) {
             json_object_set_new(ev, "test_accuracy", json_real(te.acc));
             json_object_set_new(ev, "test_macro_f1", json_real(te.f1));
+            json_object_set_new(ev, "test_accuracy_ci95", json_pack("[ff]", te.acc_ci[0], te.acc_ci[1]));
+            json_object_set_new(ev, "test_macro_f1_ci95", json_pack("[ff]", te.f1_ci[0], te.f1_ci[1]));
         }
         json_object_set_new(ev, "trainable", json_integer((json_int_t)res->params));
         json_object_set_new(ev, "seconds", json_real(lf_now() - t0));

@@ -108,8 +108,8 @@ static lf_status add_site(lf_lora *l, lf_model *m, lf_param *w, int r, int train
     memset(s, 0, sizeof *s);
     s->w = w;
     module_of(w, s->module, sizeof s->module);
-    if (!w->data) {
-        lf_set_error("lora: '%s' is stored as %s; attach adapters before changing a weight's storage", w->name,
+    if (!w->data && l->o.use_dora) { /* DoRA's norms read the weight; plain LoRA only its product (QLoRA) */
+        lf_set_error("lora: '%s' is stored as %s; DoRA needs a float32 weight (plain LoRA works on it)", w->name,
                      w->qops ? w->qops->name : "another type");
         return LF_ERR_ARG;
     }
