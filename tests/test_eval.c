@@ -4,9 +4,11 @@
  * temperature spreads the draws. The KL divergence against a base model: 0 and the same top
  * token against an identical copy, the base's perplexity that of plain eval over the same
  * windows, per-token values equal to a textbook log-softmax computation, llama-perplexity's
- * chunks, and a vocabulary mismatch refused. */
+ * chunks, a vocabulary mismatch refused; and quantized copies (lf_quant_model) ordered as their
+ * precision: Q8_0 closer to the base than Q4_0. */
 #include "lmforge/eval.h"
 #include "lmforge/loss.h"
+#include "lmforge/quant.h"
 #include "testutil.h"
 
 static lf_model *small_seeded(int vocab, uint64_t seed) {
@@ -114,6 +116,50 @@ static void kld_tests(const int32_t *ids, size_t n) {
     lf_model_free(other);
 }
 
+/* a model whose linears are whole Q8_0 / Q4_0 blocks (64 and 128 wide), quantized in place */
+static lf_model *blocky(lf_qtype t) {
+    lf_config c;
+    lf_config_defaults(&c, LF_ARCH_LLAMA);
+    c.vocab_size = 40;
+    c.d_model = 64;
+    c.n_layer = 2;
+    c.n_head = 4;
+    c.n_kv_head = 2;
+    c.head_dim = 16;
+    c.d_ff = 128;
+    c.max_seq = 32;
+    c.init_std = 0.1f;
+    lf_model *m;
+    LF_ASSERT(lf_model_init(&m, &c) == LF_OK);
+    lf_model_init_weights(m, 8);
+    lf_quant_opts o = {.type = t};
+    lf_quant_report rep;
+    if (t != LF_QT_F32) LF_ASSERT(lf_quant_model(m, &o, &rep) == LF_OK && rep.tensors == 14 && rep.fallbacks == 0);
+    return m;
+}
+
+static void kld_quantized(void) {
+    int32_t ids[200];
+    for (size_t i = 0; i < 200; i++) ids[i] = (int32_t)(lf_hash64(4, 0, i) % 40);
+    lf_model *base = blocky(LF_QT_F32), *q8 = blocky(LF_QT_Q8_0), *q4 = blocky(LF_QT_Q4_0);
+    lf_kld_opts o = {32, 16, 0};
+    lf_kld_result r8, r4;
+    CHECK(lf_kld_sequence(q8, base, ids, 200, NULL, &o, &r8) == LF_OK && lf_kld_sequence(q4, base, ids, 200, NULL, &o, &r4) == LF_OK,
+          "kld of quantized copies: %s", lf_last_error());
+    CHECK(r8.kld_mean > 0 && r8.kld_mean < r4.kld_mean && r8.kld_p99 < r4.kld_p99 && r8.same_top >= r4.same_top &&
+              r8.same_top_frac > 0.9 && r8.ppl_base == r4.ppl_base,
+          "Q8_0: mean KLD %.3g, p99 %.3g, same top %.1f %%; Q4_0: %.3g, %.3g, %.1f %% (Q8_0 must be the closer)", r8.kld_mean,
+          r8.kld_p99, 100 * r8.same_top_frac, r4.kld_mean, r4.kld_p99, 100 * r4.same_top_frac);
+    printf("kld: quantized copies of a 64-wide Llama: Q8_0 mean %.3g ± %.2g, p99 %.3g, same top %.1f %%; Q4_0 mean %.3g ± %.2g, "
+           "p99 %.3g, same top %.1f %%\n",
+           r8.kld_mean, r8.kld_se, r8.kld_p99, 100 * r8.same_top_frac, r4.kld_mean, r4.kld_se, r4.kld_p99, 100 * r4.same_top_frac);
+    lf_kld_result_free(&r8);
+    lf_kld_result_free(&r4);
+    lf_model_free(base);
+    lf_model_free(q8);
+    lf_model_free(q4);
+}
+
 static lf_model *small(void) {
     lf_config c;
     lf_config_defaults(&c, LF_ARCH_LLAMA);
@@ -194,5 +240,6 @@ int main(void) {
     CHECK(outside == 0, "top-k 3 drew %d tokens outside the top 3", outside);
     lf_model_free(m);
     kld_tests(ids, n);
+    kld_quantized();
     return tu_finish("test_eval");
 }
