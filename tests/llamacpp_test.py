@@ -9,9 +9,11 @@ tolerance (error = max|lmforge - llama.cpp| / max(1, max|llama.cpp|)):
 The files: a tiny random Llama written with the `gguf` package (tokenizer metadata from a byte-level
 BPE trained by lmforge) as F32 and as Q8_0 / Q4_0 / Q4_1 (gguf's own quantizers); SmolLM2-135M-Instruct's
 Q4_1 GGUF when `lmforge fetch smollm2` has cached it; and, where lmforge has the `quantize` command,
-GGUFs lmforge exported (f32, q8_0, q4_0, q4_k) from the tiny model. The tiny F32 model's perplexity
-over a token list must also agree (1e-4 relative) between `lmforge eval` and llama.cpp over the same
-windows (bench/peer_llamacpp.py).
+GGUFs lmforge exported (f32, q8_0, q4_0, q4_k) from the tiny model. Over a token shard, `lmforge eval
+--kld-base` of the tiny F32 model against a perturbed F32 copy and bench/peer_llamacpp.py's statistics
+from llama.cpp's logits (the same windows and formulas) must agree within 1e-3 relative (perplexities,
+standard errors, correlation, log ratio, mean / median / 90th / 99th / max KLD, Δp) and 2 targets in
+the same-top share: the two programs compute these logits alike, so this holds the peer to lmforge.
 Usage: llamacpp_test.py LMFORGE. Where this interpreter cannot import llama_cpp, the script runs
 itself again with $LF_LLAMACPP_PYTHON or else bench/.venv/bin/python (where bench_llamacpp installs
 the binding); exit 77 ("skipped: llama-cpp-python not installed") where no interpreter can import
@@ -119,15 +121,18 @@ def byte_level_vocab(tok_json):
     return tokens, types, merges, special["<|endoftext|>"]
 
 
-def write_tiny(path, tok_json, qt):
+def write_tiny(path, tok_json, qt, perturb=0.0):
     """a random 2-layer Llama (d 64, 4 heads, 2 KV heads, F 128); linears of std 1/sqrt(fan-in) (larger
     ones make a chaotic network in which llama.cpp's 8-bit activations move the logits far), the
     head twice that (next-token distributions peaked enough for greedy decoding to stay off ties);
     linears stored as qt, the rest F32. The same seed for every qt: the quantized files hold the F32
-    one's values quantized."""
+    one's values quantized. perturb > 0: every value moved by that fraction of its size at random."""
     tokens, types, merges, eot = byte_level_vocab(tok_json)
     V, C, F, H, KV, L = len(tokens), 64, 128, 4, 2, 2
-    r = np.random.default_rng(11)
+    r, noise = np.random.default_rng(11), np.random.default_rng(12)
+
+    def moved(a):
+        return a * (1 + perturb * noise.standard_normal(a.shape)) if perturb else a
     w = gguf.GGUFWriter(path, "llama")
     w.add_context_length(512)
     w.add_embedding_length(C)
@@ -148,14 +153,14 @@ def write_tiny(path, tok_json, qt):
     w.add_add_bos_token(False)
 
     def lin(name, rows, cols, gain=1.0):
-        a = (r.standard_normal((rows, cols)) * gain / np.sqrt(cols)).astype(np.float32)
+        a = moved(r.standard_normal((rows, cols)) * gain / np.sqrt(cols)).astype(np.float32)
         if qt == Q.F32:
             w.add_tensor(name, a)
         else:
             w.add_tensor(name, quantize(a, qt), raw_dtype=qt)
 
     def f32(name, a):
-        w.add_tensor(name, a.astype(np.float32))
+        w.add_tensor(name, moved(a).astype(np.float32))
 
     f32("token_embd.weight", r.standard_normal((V, C)) * 0.3)
     f32("output_norm.weight", 1 + 0.1 * r.standard_normal(C))
@@ -199,21 +204,33 @@ with tempfile.TemporaryDirectory() as d:
         write_tiny(tiny[name], tok, qt)
         compare(f"tiny llama {name.upper()} (gguf package)", tiny[name], prompt, tol)
 
-    # perplexity over the same windows of a token shard: lmforge eval and the peer
+    # perplexity and KLD over the same windows of a token shard: lmforge eval --kld-base and the peer on
+    # two F32 files (the second perturbed), where both programs compute the same logits, so that every
+    # statistic of the peer is held against lmforge's
     shard_dir = os.path.join(d, "shard")
     lf("prepare", "--tokenizer", tok, "--input", corpus, "--delimiter", "\\n", "--output", shard_dir, "--quiet")
     tokfile = os.path.join(shard_dir, "val.bin")
-    e = lf("eval", tiny["f32"], tokfile, "--tokenizer", tok, "--context", "64", "--stride", "32", "--json")
+    moved = os.path.join(d, "tiny-f32-moved.gguf")
+    write_tiny(moved, tok, Q.F32, perturb=0.1)
+    e = lf("eval", moved, tokfile, "--tokenizer", tok, "--kld-base", tiny["f32"], "--context", "64", "--stride", "32", "--json")
     if e.returncode:
-        check(False, f"lmforge eval: {e.stderr.strip()}")
+        check(False, f"lmforge eval --kld-base: {e.stderr.strip()}")
     else:
         ours = json.loads(e.stdout)
-        theirs = peer_json(peer.cmd_eval, gguf=tiny["f32"], tokens=tokfile, base=None, context=64, stride=32, chunks=False)
-        err = abs(ours["perplexity"] - theirs["perplexity"]) / theirs["perplexity"]
-        check(ours["targets"] == theirs["targets"] and err <= 1e-4,
-              f"tiny F32 perplexity: lmforge {ours['perplexity']} ({ours['targets']} targets), llama.cpp {theirs['perplexity']} ({theirs['targets']})")
-        print(f"tiny llama F32 perplexity over {theirs['targets']} targets (context 64, stride 32): lmforge {ours['perplexity']:.4f}, "
-              f"llama.cpp {theirs['perplexity']:.4f} (relative {err:.2g}; lmforge prints 4 decimals)")
+        theirs = peer_json(peer.cmd_eval, gguf=moved, tokens=tokfile, base=tiny["f32"], context=64, stride=32, chunks=False, limit=0)
+        n = theirs["targets"]
+        check(ours["targets"] == n, f"KLD: lmforge scored {ours['targets']} targets, the peer {n}")
+        worst, wk = 0.0, ""
+        for k in ("ppl", "ppl_base", "ppl_se", "nll_cor", "ln_ppl_ratio", "ln_ppl_ratio_se", "kld_mean", "kld_se", "kld_median",
+                  "kld_p90", "kld_p99", "kld_max", "dp_mean", "dp_rms"):
+            err = abs(ours[k] - theirs[k]) / max(abs(theirs[k]), 1e-9)
+            if err > worst:
+                worst, wk = err, k
+            check(err <= 1e-3, f"KLD statistic {k}: lmforge {ours[k]:.8g}, llama.cpp via the peer {theirs[k]:.8g} (relative {err:.2g})")
+        check(abs(ours["same_top"] - theirs["same_top"]) <= 2 / n, f"same top: lmforge {ours['same_top']}, peer {theirs['same_top']}")
+        print(f"F32 tiny llama against a perturbed copy over {n} targets (context 64, stride 32): lmforge mean KLD {ours['kld_mean']:.6f}, "
+              f"PPL {ours['ppl']:.4f} vs base {ours['ppl_base']:.4f}; the peer's statistics from llama.cpp's logits agree to "
+              f"{worst:.2g} relative (worst: {wk}), same top {100 * ours['same_top']:.2f} % vs {100 * theirs['same_top']:.2f} %")
 
     # GGUFs lmforge exports (the quantize command, where this lmforge has it)
     h = lf("quantize", "--help")
