@@ -177,5 +177,50 @@ EOF2
 refuse - "overlap.gguf: tensors 'a' and 'b' share bytes" "$lmforge" info overlap.gguf
 refuse - "twice.gguf: tensor 'a' appears twice" "$lmforge" info twice.gguf
 
+# ---- quantize (GGUF export): a missing model, an output that is a folder, a type it does not write
+refuse 1 "nosuch: no such model" "$lmforge" quantize nosuch --type q8_0 --out q.gguf
+mkdir qdir
+refuse 2 "qdir is a folder" "$lmforge" quantize $model --type q8_0 --out qdir
+refuse 2 "'q3_k' is not a type .*f32, f16, bf16, q8_0, q4_0, q4_1, q4_k" "$lmforge" quantize $model --type q3_k --out q.gguf
+refuse 2 "'q6_k' is not a type" "$lmforge" quantize $model --type q8_0 --embeddings q6_k --out q.gguf
+refuse 2 "usage: lmforge quantize" "$lmforge" quantize $model --type q8_0
+[ ! -e q.gguf ] && ok || bad "a refused quantize wrote q.gguf"
+# a Q8_0 weight whose scale is NaN: refused whether it is kept encoded (eval's default) or dequantized
+"$lmforge" train --data=data --context=16 --d_model=32 --n_layer=1 --n_head=2 --n_kv_head=1 --d_ff=64 --batch_size=2 \
+  --quiet --max_steps=2 --run_dir=run32 > /dev/null 2>&1 &&
+  "$lmforge" quantize run32/best --type q8_0 --out q8.gguf --quiet || bad "setup: quantize run32"
+py q8.gguf nan.gguf <<'EOF2'
+import struct, sys
+b = bytearray(open(sys.argv[1], "rb").read())
+pos = 24
+def s():
+    global pos
+    n, = struct.unpack_from("<Q", b, pos); pos += 8 + n
+    return bytes(b[pos - n:pos]).decode()
+size = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
+def skip(t):
+    global pos
+    if t == 8: s()
+    elif t == 9:
+        at, n = struct.unpack_from("<IQ", b, pos); pos += 12
+        for _ in range(n): skip(at)
+    else: pos += size[t]
+nt, nkv = struct.unpack_from("<QQ", b, 8)
+for _ in range(nkv):
+    s(); t, = struct.unpack_from("<I", b, pos); pos += 4; skip(t)
+infos = []
+for _ in range(nt):
+    name = s(); nd, = struct.unpack_from("<I", b, pos); pos += 4 + 8 * nd
+    ty, off = struct.unpack_from("<IQ", b, pos); pos += 12
+    infos.append((name, ty, off))
+data = (pos + 31) // 32 * 32
+name, ty, off = next(x for x in infos if x[0] == "blk.0.attn_q.weight")
+assert ty == 8, ty
+b[data + off:data + off + 2] = struct.pack("<H", 0x7e00)  # the first block's f16 scale: NaN
+open(sys.argv[2], "wb").write(b)
+EOF2
+refuse - "nan.gguf: tensor '(blk.0.attn_q|model.layers.0.self_attn.q_proj).weight' .*NaN" "$lmforge" eval nan.gguf --data corpus.txt
+refuse - "nan.gguf: tensor .*NaN" "$lmforge" eval nan.gguf --data corpus.txt --dequantize
+
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]

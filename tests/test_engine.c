@@ -279,7 +279,10 @@ static void test_modes(lf_arch arch) {
     LF_ASSERT(lf_model_forward(m, x, 1, T, LF_LOGITS_ALL) == LF_OK);
     e = tu_rel_err(lf_model_logits(m, NULL), full, (size_t)T * V);
     CHECK(e < 1e-5, "%s: forward after compaction vs float32: rel err %.3g", an, e);
+    before = lf_model_find(m, arch == LF_ARCH_GPT2 ? "transformer.ln_f.weight" : "model.norm.weight")->data;
     CHECK(lf_model_compact_weights(m) == LF_OK, "%s: a second compaction (nothing to do) failed", an);
+    CHECK(lf_model_find(m, arch == LF_ARCH_GPT2 ? "transformer.ln_f.weight" : "model.norm.weight")->data == before,
+          "%s: a compaction with nothing to free must not move the weights", an);
     char dir[] = "/tmp/lf_engine_XXXXXX";
     LF_ASSERT(mkdtemp(dir));
     LF_ASSERT(lf_hf_save(m, dir) == LF_OK);

@@ -96,7 +96,45 @@ lf_status lf_gguf_load_model(lf_model **out, const lf_gguf *g);
 lf_status lf_gguf_tokenizer(lf_tokenizer **out, const lf_gguf *g);
 /* model (llama or gpt2) and, when tok != NULL, the tokenizer from the metadata */
 lf_status lf_gguf_load(lf_model **out, lf_tokenizer **tok, const char *path);
+/* The same with options. keep_quantized: linear weights stored as Q8_0, Q4_0, Q4_1, Q4_K or Q6_K
+ * stay encoded (a copy the model owns, frozen, run by quant.h's storage types), for inference and
+ * frozen teachers: the float32 copies are never allocated. The embedding (looked up by row), the
+ * norms and the other types are dequantized as before. Default (NULL or 0): every tensor float32,
+ * for training and convert. */
+typedef struct {
+    int keep_quantized;
+} lf_gguf_load_opts;
+lf_status lf_gguf_load_model_with(lf_model **out, const lf_gguf *g, const lf_gguf_load_opts *o);
+lf_status lf_gguf_load_with(lf_model **out, lf_tokenizer **tok, const char *path, const lf_gguf_load_opts *o);
 int lf_is_gguf(const char *path); /* starts with the GGUF magic */
+
+/* ---- GGUF writing (src/ckpt/gguf_write.c): llama and gpt2 models in llama.cpp's layout (its tensor
+ * names, q/k rows in its RoPE order, hyperparameters and tokenizer in the metadata keys its
+ * converter writes), version 3, data aligned to 32 bytes, atomic (temp file + fsync + rename).
+ * Norms, biases and GPT-2's position embedding are always F32. A tensor already quantized in
+ * memory is written as its bytes when its type is the one chosen, else dequantized and encoded
+ * again. Models with extra tensors (LoRA adapters, classification heads) are refused: merge the
+ * adapters first (lmforge lora merge). tok may be NULL (no tokenizer.ggml.* keys). */
+#include "lmforge/quant.h"
+typedef struct {
+    int count[32];        /* tensors written per ggml type id */
+    int fallbacks;        /* weights whose rows are not whole blocks of the type: in the fallback (or F16) */
+    int requantized;      /* tensors quantized in memory, written in another type */
+    size_t bytes_before;  /* of all tensors, as held in memory (float32 or their encoded size) */
+    size_t bytes_after;   /* tensor data in the file */
+    size_t file_bytes;
+} lf_gguf_save_report;
+typedef struct {
+    lf_qtype type;     /* linear weights: F32, F16, BF16, Q8_0, Q4_0, Q4_1 or Q4_K */
+    lf_qtype fallback; /* rows that are not whole blocks of type (Q4_K's 256); F16 where that fails too */
+    lf_qtype embed;    /* token embedding and untied output head */
+    const char *name;  /* general.name (NULL: "lmforge") */
+    const char *chat_template; /* tokenizer.chat_template (Jinja text, as transformers keeps it), or NULL */
+    lf_gguf_save_report *report; /* filled when not NULL */
+} lf_gguf_save_opts;
+/* type as given; fallback Q4_1; embed: type for F32/F16/BF16/Q8_0, else Q8_0 (see gguf_write.c) */
+void lf_gguf_save_opts_default(lf_gguf_save_opts *o, lf_qtype type);
+lf_status lf_gguf_save(const lf_model *m, const lf_tokenizer *tok, const char *path, const lf_gguf_save_opts *o);
 
 /* Any of the above: a directory is a Hugging Face model, a file a GGUF (by its magic) or else a llama2.c checkpoint. */
 lf_status lf_model_load(lf_model **out, const char *path);

@@ -99,7 +99,8 @@ typedef struct lf_model lf_model;
 
 lf_status lf_model_init(lf_model **out, const lf_config *cfg); /* weights zeroed */
 /* The table only (names, shapes, flags; data NULL): loaders validate a file against it before
- * committing memory, then call lf_model_alloc_weights. */
+ * committing memory, then call lf_model_alloc_weights (which skips tensors already given another
+ * storage with lf_model_set_storage: a quantized import never holds their float32 copies). */
 lf_status lf_model_init_table(lf_model **out, const lf_config *cfg);
 lf_status lf_model_alloc_weights(lf_model *m);
 void lf_model_free(lf_model *m);

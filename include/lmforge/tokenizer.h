@@ -83,6 +83,28 @@ typedef struct {
 } lf_tok_gguf_spec;
 lf_status lf_tokenizer_from_gguf(lf_tokenizer **out, const lf_tok_gguf_spec *s);
 
+/* The inverse: a tokenizer as llama.cpp's converter writes it into tokenizer.ggml.* (byte-level
+ * pieces in GPT-2's byte-to-unicode form with merges "a b"; SentencePiece pieces with U+2581 for
+ * space, bytes as <0xAB>, scores), token types 1 normal, 2 unknown, 3 control, 5 unused (ids
+ * without a piece, and ids n..n_vocab-1 when the model's vocabulary is larger), 6 byte. The
+ * pre-tokenizer regex must be one llama.cpp names ("gpt-2", "smollm"); LF_ERR_ARG otherwise. */
+typedef struct {
+    const char *model, *pre; /* "gpt2" or "llama"; pre NULL for SentencePiece */
+    int n;
+    const char **tok;        /* (n) not NUL-terminated */
+    size_t *tok_len;
+    int32_t *types;          /* (n) */
+    float *scores;           /* (n) SentencePiece; NULL for byte-level */
+    int n_merges;
+    const char **merge;      /* byte-level */
+    size_t *merge_len;
+    int bos, eos, unk;       /* -1 when none */
+    int add_bos, add_space_prefix;
+    char *mem;               /* owns the strings */
+} lf_tok_gguf_vocab;
+lf_status lf_tokenizer_to_gguf(const lf_tokenizer *t, int n_vocab, lf_tok_gguf_vocab *out);
+void lf_tok_gguf_vocab_free(lf_tok_gguf_vocab *v);
+
 /* Writes a Hugging Face tokenizer.json (atomic). */
 lf_status lf_tokenizer_save_json(const lf_tokenizer *t, const char *path);
 

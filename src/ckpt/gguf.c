@@ -6,6 +6,7 @@
  * rows are permuted back on load (the inverse of llama.cpp's convert script). */
 #include "lmforge/ckpt.h"
 #include "lmforge/quant.h"
+#include "gguf_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -483,12 +484,23 @@ static lf_status read_config(const lf_gguf *g, lf_config *c) {
     snprintf(k, sizeof k, "%s.rope.freq_base", pfx);
     if (lf_gguf_get_float(g, k, c->arch == LF_ARCH_LLAMA ? 10000.0 : c->rope_theta, &d) < 0) return LF_ERR_FORMAT;
     c->rope_theta = (float)d;
-    if (c->d_model % c->n_head || c->n_head % c->n_kv_head) {
+    /* heads may be narrower or wider than embedding_length / head_count (attention.key_length) */
+    int64_t kl, vl;
+    snprintf(k, sizeof k, "%s.attention.key_length", pfx);
+    int has_kl = lf_gguf_get_int(g, k, 0, 1, 65536, &kl);
+    snprintf(k, sizeof k, "%s.attention.value_length", pfx);
+    if (has_kl < 0 || lf_gguf_get_int(g, k, kl, 1, 65536, &vl) < 0) return LF_ERR_FORMAT;
+    if (has_kl == 0 && vl != kl) {
+        lf_set_error("%s: attention.key_length %lld differs from value_length %lld (lmforge needs them equal)", g->path,
+                     (long long)kl, (long long)vl);
+        return LF_ERR_FORMAT;
+    }
+    if ((has_kl != 0 && c->d_model % c->n_head) || c->n_head % c->n_kv_head) {
         lf_set_error("%s: %d heads do not divide embedding_length %d (or %d kv heads do not divide them)", g->path,
                      c->n_head, c->d_model, c->n_kv_head);
         return LF_ERR_FORMAT;
     }
-    c->head_dim = c->d_model / c->n_head;
+    c->head_dim = has_kl == 0 ? (int)kl : c->d_model / c->n_head;
     const lf_gguf_tensor *emb = lf_gguf_find_tensor(g, "token_embd.weight");
     if (!emb || emb->ndim != 2) {
         lf_set_error("%s: tensor 'token_embd.weight' is missing or not 2-D", g->path);
@@ -513,8 +525,7 @@ static lf_status read_config(const lf_gguf *g, lf_config *c) {
     return lf_config_check(c);
 }
 
-/* the GGUF name of one of our parameters; *perm_heads > 0 when rows need llama.cpp's RoPE permutation undone */
-static int gguf_name(const lf_config *c, const char *hf, char *out, size_t n, int *perm_heads) {
+int lf_gguf_name(const lf_config *c, const char *hf, char *out, size_t n, int *perm_heads) {
     int l;
     char rest[128];
     *perm_heads = 0;
@@ -554,16 +565,63 @@ static int gguf_name(const lf_config *c, const char *hf, char *out, size_t n, in
     return -1;
 }
 
-/* GGUF rows within a head are interleaved pairs (2p, 2p+1); ours are halves: new[k*half + p] = old[2p + k] */
-static void unpermute_rows(float *dst, const float *src, int nheads, size_t rows, size_t cols) {
+void lf_gguf_permute_rows(void *dst, const void *src, int nheads, size_t rows, size_t row_bytes, int to_gguf) {
     size_t hd = rows / (size_t)nheads, half = hd / 2;
+    uint8_t *d = dst;
+    const uint8_t *s = src;
     for (size_t h = 0; h < (size_t)nheads; h++)
         for (size_t p = 0; p < half; p++)
-            for (size_t k = 0; k < 2; k++)
-                memcpy(dst + (h * hd + k * half + p) * cols, src + (h * hd + 2 * p + k) * cols, sizeof(float) * cols);
+            for (size_t k = 0; k < 2; k++) {
+                size_t ours = h * hd + k * half + p, file = h * hd + 2 * p + k;
+                memcpy(d + (to_gguf ? file : ours) * row_bytes, s + (to_gguf ? ours : file) * row_bytes, row_bytes);
+            }
 }
 
-lf_status lf_gguf_load_model(lf_model **out, const lf_gguf *g) {
+/* Keeping a weight encoded: the model gets a copy of the tensor's bytes (rows back in our q/k order;
+ * rows hold whole blocks, so they move whole), after a check that every value decodes finite (the
+ * file is untrusted, and a NaN scale would otherwise surface only as NaN logits). */
+static lf_status keep_encoded(lf_model *m, lf_param *prm, const lf_gguf *g, const lf_gguf_tensor *t, int perm) {
+    const qtype *q = find_qtype(t->type);
+    size_t rows = (size_t)t->ne[1], rb = t->nbytes / rows, bpr = (size_t)t->ne[0] / q->blk, chunk = 64;
+    float *tmp = malloc(chunk * (size_t)t->ne[0] * sizeof(float));
+    uint8_t *copy = malloc(t->nbytes);
+    if (!tmp || !copy) {
+        free(tmp);
+        free(copy);
+        lf_set_error("%s: out of memory for tensor '%s' (%zu bytes)", g->path, t->name, t->nbytes);
+        return LF_ERR_NOMEM;
+    }
+    for (size_t r = 0; r < rows; r += chunk) {
+        size_t n = rows - r < chunk ? rows - r : chunk, vals = n * (size_t)t->ne[0];
+        q->deq(t->data + r * rb, tmp, n * bpr);
+        for (size_t j = 0; j < vals; j++)
+            if (!isfinite(tmp[j])) {
+                lf_set_error("%s: tensor '%s' decodes to %s at index %zu: refusing a model with non-finite weights",
+                             g->path, t->name, isnan(tmp[j]) ? "NaN" : "an infinite value", r * (size_t)t->ne[0] + j);
+                free(tmp);
+                free(copy);
+                return LF_ERR_FORMAT;
+            }
+    }
+    free(tmp);
+    if (perm) lf_gguf_permute_rows(copy, t->data, perm, rows, rb, 0);
+    else memcpy(copy, t->data, t->nbytes);
+    lf_status st = lf_model_set_storage(m, prm, lf_quant_storage_ops((lf_qtype)t->type), copy, t->nbytes);
+    if (st) free(copy);
+    return st;
+}
+
+/* the block types a weight may stay in, when quant.c has a storage type for them */
+static int keepable(const lf_param *prm, const char *gname, const lf_gguf_tensor *t) {
+    int blocky = t->type == LF_QT_Q8_0 || t->type == LF_QT_Q4_0 || t->type == LF_QT_Q4_1 || t->type == LF_QT_Q4_K ||
+                 t->type == LF_QT_Q6_K;
+    return blocky && prm->kind == LF_KIND_WEIGHT && prm->ndim == 2 && strcmp(gname, "token_embd.weight") != 0 &&
+           lf_quant_storage_ops((lf_qtype)t->type) != NULL;
+}
+
+lf_status lf_gguf_load_model(lf_model **out, const lf_gguf *g) { return lf_gguf_load_model_with(out, g, NULL); }
+
+lf_status lf_gguf_load_model_with(lf_model **out, const lf_gguf *g, const lf_gguf_load_opts *o) {
     *out = NULL;
     lf_config cfg;
     lf_status st = read_config(g, &cfg);
@@ -577,15 +635,17 @@ lf_status lf_gguf_load_model(lf_model **out, const lf_gguf *g) {
     }
     lf_model *m = NULL;
     if ((st = lf_model_init_table(&m, &cfg))) return st;
-    int used = 0;
-    /* pass 0: names and shapes; pass 1: dequantize */
-    for (int pass = 0; pass < 2 && !st; pass++)
+    int keep = o && o->keep_quantized;
+    /* pass 0: names and shapes; pass 1: weights kept encoded; pass 2: the rest dequantized into the
+     * float32 block, which leaves out the kept ones */
+    for (int pass = 0; pass < 3 && !st; pass++)
         for (int p = 0; p < lf_model_num_params(m) && !st; p++) {
-            if (pass == 1 && p == 0 && (st = lf_model_alloc_weights(m))) break;
+            if (pass == 1 && !keep) break;
+            if (pass == 2 && p == 0 && (st = lf_model_alloc_weights(m))) break;
             lf_param *prm = lf_model_param(m, p);
             char gn[160];
             int perm = 0;
-            if (gguf_name(&cfg, prm->name, gn, sizeof gn, &perm) != 0) {
+            if (lf_gguf_name(&cfg, prm->name, gn, sizeof gn, &perm) != 0) {
                 lf_set_error("%s: no GGUF tensor corresponds to parameter '%s'", g->path, prm->name);
                 st = LF_ERR_FORMAT;
                 break;
@@ -598,33 +658,34 @@ lf_status lf_gguf_load_model(lf_model **out, const lf_gguf *g) {
             }
             /* GGUF shapes are innermost first: ne[0] = columns */
             int64_t rows = prm->ndim == 2 ? prm->shape[0] : 1, cols = prm->ndim == 2 ? prm->shape[1] : prm->shape[0];
-            if (t->ndim != prm->ndim || t->ne[0] != cols || (t->ndim == 2 && t->ne[1] != rows)) {
-                lf_set_error("%s: tensor '%s' has shape [%lld, %lld] (%d dims) but the metadata implies [%lld, %lld]",
-                             g->path, gn, (long long)t->ne[0], (long long)(t->ndim > 1 ? t->ne[1] : 1), t->ndim,
-                             (long long)cols, (long long)rows);
-                st = LF_ERR_FORMAT;
-                break;
-            }
             if (pass == 0) {
-                used++;
-                if (perm && (rows % perm || (rows / perm) % 2)) {
+                if (t->ndim != prm->ndim || t->ne[0] != cols || (t->ndim == 2 && t->ne[1] != rows)) {
+                    lf_set_error("%s: tensor '%s' has shape [%lld, %lld] (%d dims) but the metadata implies [%lld, %lld]",
+                                 g->path, gn, (long long)t->ne[0], (long long)(t->ndim > 1 ? t->ne[1] : 1), t->ndim,
+                                 (long long)cols, (long long)rows);
+                    st = LF_ERR_FORMAT;
+                } else if (perm && (rows % perm || (rows / perm) % 2)) {
                     lf_set_error("%s: tensor '%s' rows %lld do not split into %d heads of even size", g->path, gn,
                                  (long long)rows, perm);
                     st = LF_ERR_FORMAT;
                 }
                 continue;
             }
+            if (pass == 1) {
+                if (keepable(prm, gn, t)) st = keep_encoded(m, prm, g, t, perm);
+                continue;
+            }
+            if (prm->qops) continue;
             if (!perm) {
                 st = lf_gguf_dequantize(g, t, prm->data);
             } else {
                 float *tmp = malloc(prm->numel * sizeof(float));
                 if (!tmp) { st = LF_ERR_NOMEM; break; }
                 st = lf_gguf_dequantize(g, t, tmp);
-                if (!st) unpermute_rows(prm->data, tmp, perm, (size_t)rows, (size_t)cols);
+                if (!st) lf_gguf_permute_rows(prm->data, tmp, perm, (size_t)rows, sizeof(float) * (size_t)cols, 0);
                 free(tmp);
             }
         }
-    (void)used;
     if (!st) st = lf_model_check_finite(m, g->path);
     if (st) {
         lf_model_free(m);
@@ -645,13 +706,15 @@ int lf_is_gguf(const char *path) {
     return ok;
 }
 
-lf_status lf_gguf_load(lf_model **out, lf_tokenizer **tok, const char *path) {
+lf_status lf_gguf_load(lf_model **out, lf_tokenizer **tok, const char *path) { return lf_gguf_load_with(out, tok, path, NULL); }
+
+lf_status lf_gguf_load_with(lf_model **out, lf_tokenizer **tok, const char *path, const lf_gguf_load_opts *o) {
     *out = NULL;
     if (tok) *tok = NULL;
     lf_gguf *g;
     lf_status st = lf_gguf_open(&g, path);
     if (st) return st;
-    st = lf_gguf_load_model(out, g);
+    st = lf_gguf_load_model_with(out, g, o);
     if (!st && tok) {
         st = lf_gguf_tokenizer(tok, g);
         if (st) {
@@ -717,6 +780,11 @@ lf_status lf_gguf_tokenizer(lf_tokenizer **out, const lf_gguf *g) {
         return LF_ERR_FORMAT;
     }
     snprintf(mbuf, sizeof mbuf, "%.*s", (int)(ml > 63 ? 63 : ml), model);
+    if (!strcmp(mbuf, "no_vocab") || !strcmp(mbuf, "none")) {
+        lf_set_error("%s: the file holds no vocabulary (tokenizer.ggml.model = %s): give the tokenizer with --tokenizer",
+                     g->path, mbuf);
+        return LF_ERR_NOTFOUND;
+    }
     if (pre) snprintf(pbuf, sizeof pbuf, "%.*s", (int)(pl > 63 ? 63 : pl), pre);
     s.model = mbuf;
     s.pre = pre ? pbuf : NULL;

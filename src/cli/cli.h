@@ -19,11 +19,17 @@ int cmd_eval_classify(int argc, char **argv); /* eval --task classify */
 int cmd_generate(int argc, char **argv);
 int cmd_fetch(int argc, char **argv);
 int cmd_lora(int argc, char **argv);
+int cmd_quantize(int argc, char **argv);
 /* LoRA adapters for eval/generate/verify: "--adapter DIR[:SCALE][,DIR...]" loaded onto m (list NULL:
  * nothing); prints the error and returns -1 on failure (cmd_lora.c) */
 typedef struct lf_model lf_model;
 int cli_load_adapters(lf_model *m, const char *list, const char *cmd);
 
+/* A model for inference (eval, generate): a GGUF file keeps its Q8_0/Q4_0/Q4_1/Q4_K/Q6_K linear
+ * weights encoded unless keep is 0 (--dequantize); anything else loads as lf_model_load does.
+ * cli_quant_option reads --keep-quantized / --dequantize into *keep (1 when a is one of them). */
+int cli_load_model(lf_model **m, const char *path, int keep);
+int cli_quant_option(const char *a, int *keep);
 /* the tokenizer that comes with a model: MODEL/tokenizer.json, or the GGUF file itself */
 void cli_model_tokenizer(const char *model, char *buf, size_t cap);
 /* prints "lmforge <cmd>: <message>" from lf_last_error() and returns 1 */

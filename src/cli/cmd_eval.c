@@ -139,12 +139,13 @@ static void print_kld(const lf_kld_result *r, const char *model, const char *bas
     printf("Same top p  : %8.3f ± %.3f %%\n", 100.0 * r->same_top_frac, 100.0 * r->same_top_se);
 }
 
-/* --kld-base: BASE loaded, its tokenizer checked against tok (MODEL's; may be NULL), then both
+/* --kld-base: BASE loaded (a GGUF kept quantized or not as MODEL), its tokenizer checked against tok (MODEL's; may be NULL), then both
  * models over the same windows */
-static int run_kld(lf_model *m, const char *model, const char *base_path, const lf_tokenizer *tok, const char *tok_path,
-                   const char *data, const lf_ids *ids, const uint8_t *mask, lf_kld_opts *o, const char *out, int json) {
+static int run_kld(lf_model *m, const char *model, const char *base_path, int keep, const lf_tokenizer *tok,
+                   const char *tok_path, const char *data, const lf_ids *ids, const uint8_t *mask, lf_kld_opts *o,
+                   const char *out, int json) {
     lf_model *base;
-    if (lf_model_load(&base, base_path)) return cli_fail("eval");
+    if (cli_load_model(&base, base_path, keep)) return cli_fail("eval");
     const lf_config *mc = lf_model_config(m), *bc = lf_model_config(base);
     if (mc->vocab_size != bc->vocab_size) {
         fprintf(stderr, "lmforge eval: %s has a vocabulary of %d tokens and the base %s %d: --kld-base needs a base model with the same tokenizer\n",
@@ -193,10 +194,11 @@ int cmd_eval(int argc, char **argv) {
     for (int i = 1; i + 1 < argc; i++) /* --task classify: src/cli/cmd_eval_classify.c */
         if (!strcmp(argv[i], "--task") && !strcmp(argv[i + 1], "classify")) return cmd_eval_classify(argc, argv);
     const char *model = NULL, *data = NULL, *tokp = NULL, *adapters = NULL, *kld_base = NULL, *kld_out = NULL;
-    int T = 0, stride = 0, B = 8, json = 0, chunks = 0, limit = 0;
+    int T = 0, stride = 0, B = 8, json = 0, chunks = 0, limit = 0, keep = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int has = i + 1 < argc;
+        if (cli_quant_option(a, &keep)) continue;
         if (!strcmp(a, "--data") && has) data = argv[++i];
         else if (!strcmp(a, "--tokenizer") && has) tokp = argv[++i];
         else if (!strcmp(a, "--adapter") && has) adapters = argv[++i];
@@ -237,7 +239,7 @@ int cmd_eval(int argc, char **argv) {
         return 2;
     }
     lf_model *m;
-    if (lf_model_load(&m, model)) return cli_fail("eval");
+    if (cli_load_model(&m, model, keep)) return cli_fail("eval");
     if (cli_load_adapters(m, adapters, "eval")) {
         lf_model_free(m);
         return 1;
@@ -317,7 +319,7 @@ int cmd_eval(int argc, char **argv) {
     }
     if (kld_base) {
         lf_kld_opts o = {T, chunks ? 0 : stride, chunks};
-        rc = run_kld(m, model, kld_base, t, tok_path, data, &ids, mask, &o, kld_out, json);
+        rc = run_kld(m, model, kld_base, keep, t, tok_path, data, &ids, mask, &o, kld_out, json);
         goto done;
     }
     lf_eval_result r;
@@ -346,12 +348,13 @@ done:
     return rc;
 usage:
     fprintf(stderr, "usage: lmforge eval MODEL [--data] FILE|FOLDER|SHARD.bin [--tokenizer PATH] [--adapter DIR[,DIR]] [--context T]\n"
-                    "                           [--stride S] [--batch B] [--limit N] [--json]\n"
+                    "                           [--stride S] [--batch B] [--limit N] [--json] [--keep-quantized | --dequantize]\n"
                     "           --limit N: only the first N tokens of the data\n"
                     "       lmforge eval MODEL DATA --kld-base BASE [--chunks] [--kld-out FILE.tsv] [--context T] [--stride S] [--json]\n"
                     "           KL divergence of MODEL's next-token distributions from BASE's (same tokenizer), one window at\n"
                     "           a time; the windows of plain eval (every target once), or with --chunks llama-perplexity's\n"
-                    "           (windows of T that do not overlap, their second half scored); --kld-out: one line per target\n"
+                    "           (windows of T that do not overlap, their second half scored); --kld-out: one line per target;\n"
+                    "           a GGUF BASE loads like MODEL (--keep-quantized / --dequantize)\n"
                     "       lmforge eval --task classify MODEL DATA ... (accuracy, F1; --task classify --help)\n");
     return 2;
 }

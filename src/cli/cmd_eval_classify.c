@@ -251,10 +251,11 @@ int cmd_eval_classify(int argc, char **argv) {
     const char *model = NULL, *data = NULL, *tokp = NULL, *adapters = NULL, *split = "val", *json_out = NULL, *labels_arg = NULL, *verbalizer = NULL, *method = "score",
                *norm = "sum";
     char *prompt = NULL, *answer = NULL;
-    int limit = 0, max_tokens = 0, B = 8, resamples = 1000, seed = 1234, quiet = 0, per_example = 0;
+    int limit = 0, max_tokens = 0, B = 8, resamples = 1000, seed = 1234, quiet = 0, per_example = 0, keep = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int has = i + 1 < argc;
+        if (cli_quant_option(a, &keep)) continue;
         if (!strcmp(a, "--task") && has) {
             if (strcmp(argv[++i], "classify")) goto usage;
         } else if (!strcmp(a, "--method") && has) method = argv[++i];
@@ -335,7 +336,7 @@ int cmd_eval_classify(int argc, char **argv) {
     lf_tokenizer *t = NULL;
     char tp[4200];
     cli_model_tokenizer(model, tp, sizeof tp);
-    if (lf_model_load(&m, model) || lf_tokenizer_load(&t, tokp ? tokp : tp)) {
+    if (cli_load_model(&m, model, keep) || lf_tokenizer_load(&t, tokp ? tokp : tp)) {
         rc = cli_fail("eval");
         lf_model_free(m);
         goto out;
@@ -481,7 +482,7 @@ usage:
             "                    [--answer ' {label}'] [--norm sum|token|char] [--labels A,B,..] [--limit N]\n"
             "                    [--max-tokens T] [--batch B] [--bootstrap N] [--seed S] [--tokenizer PATH]\n"
             "                    [--adapter DIR[:SCALE][,DIR...]] [--split val|test|train] [--verbalizer L=WORDS,..]\n"
-            "                    [--json FILE [--per-example]] [--quiet]\n"
+            "                    [--json FILE [--per-example]] [--quiet] [--keep-quantized | --dequantize]\n"
             "  DATA: a JSONL file of {\"text\", \"label\"} records, or a folder from lmforge prepare on labelled\n"
             "  data (its val.bin split, or --split's). Labels keep meta.json's order (or --labels, or first\n"
             "  appearance). --limit N: a JSONL file's first N records; a prepared split's fixed pseudo-random N.\n");

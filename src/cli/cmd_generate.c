@@ -38,11 +38,12 @@ static void print_ids(const char *key, const lf_ids *ids) {
 
 int cmd_generate(int argc, char **argv) {
     const char *model = NULL, *prompt = "", *tokp = NULL, *adapters = NULL;
-    int max_tokens = 100, stop_eos = 1, json = 0;
+    int max_tokens = 100, stop_eos = 1, json = 0, keep = 1;
     lf_sampler s = {0.8f, 40, 1.0f, 42};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int has = i + 1 < argc, seed;
+        if (cli_quant_option(a, &keep)) continue;
         if (!strcmp(a, "--prompt") && has) prompt = argv[++i];
         else if (!strcmp(a, "--tokenizer") && has) tokp = argv[++i];
         else if (!strcmp(a, "--adapter") && has) adapters = argv[++i];
@@ -77,7 +78,7 @@ int cmd_generate(int argc, char **argv) {
     }
     if (!model) goto usage;
     lf_model *m;
-    if (lf_model_load(&m, model)) return cli_fail("generate");
+    if (cli_load_model(&m, model, keep)) return cli_fail("generate");
     if (cli_load_adapters(m, adapters, "generate")) {
         lf_model_free(m);
         return 1;
@@ -137,7 +138,7 @@ int cmd_generate(int argc, char **argv) {
 usage:
     fprintf(stderr, "usage: lmforge generate MODEL [--prompt TEXT] [--max-tokens N] [--temperature T] [--top-k K]\n"
                     "                               [--top-p P] [--seed S] [--greedy] [--ignore-eos] [--tokenizer PATH]\n"
-                    "                               [--adapter DIR[:SCALE][,DIR...]] [--json]\n"
+                    "                               [--adapter DIR[:SCALE][,DIR...]] [--keep-quantized | --dequantize] [--json]\n"
                     "  --json  no text: one JSON line with the prompt's and the new token ids, the prompt's time and\n"
                     "          the generation's (from the first new token on: one decode step per token) in tokens/s\n");
     return 2;

@@ -54,7 +54,12 @@ int cmd_convert(int argc, char **argv) {
         lf_tokenizer *tok = NULL;
         char tp[4096];
         snprintf(tp, sizeof tp, "%s/tokenizer.json", argv[2]);
-        if (lf_gguf_open(&g, argv[1]) == LF_OK) {
+        size_t ml = 0;
+        const char *tm = NULL;
+        if (lf_gguf_open(&g, argv[1]) == LF_OK && (tm = lf_gguf_get_str(g, "tokenizer.ggml.model", &ml)) &&
+            ml == 8 && !memcmp(tm, "no_vocab", 8)) {
+            lf_gguf_close(g); /* written without a tokenizer: nothing to put beside the weights */
+        } else if (g) {
             if (lf_gguf_find_kv(g, "tokenizer.ggml.model") && lf_gguf_tokenizer(&tok, g) == LF_OK &&
                 lf_tokenizer_save_json(tok, tp) == LF_OK) {
                 printf("wrote %s\n", tp);

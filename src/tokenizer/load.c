@@ -684,7 +684,6 @@ lf_status lf_tokenizer_load(lf_tokenizer **out, const char *path) {
 /* ---- a tokenizer described by GGUF metadata (src/ckpt/gguf.c parses the file and passes the
  * arrays here). token_type follows llama.cpp: 1 normal, 2 unknown, 3 control, 4 user-defined,
  * 5 unused, 6 byte. */
-#define SMOLLM_PATTERN "\\p{N}|'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?![^\\s\\p{N}])|\\s+"
 lf_status lf_tokenizer_from_gguf(lf_tokenizer **out, const lf_tok_gguf_spec *s) {
     *out = NULL;
     const char *path = s->path;
@@ -733,7 +732,11 @@ lf_status lf_tokenizer_from_gguf(lf_tokenizer **out, const lf_tok_gguf_spec *s) 
         memcpy(key, k, kl);
         key[kl] = 0;
         uint8_t type = TT_NORMAL;
-        if (tt == 3 || tt == 4 || tt == 2 || tt == 5) {
+        if (tt == 5) { /* unused (llama.cpp's padding ids): never matched in text, decodes to nothing: a hole */
+            free(key);
+            continue;
+        }
+        if (tt == 3 || tt == 4 || tt == 2) {
             memcpy(buf, key, kl);
             len = kl;
             type = bytelevel ? TT_SPECIAL : TT_CONTROL;

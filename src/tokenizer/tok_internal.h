@@ -13,6 +13,8 @@
 enum { TT_NORMAL = 0, TT_BYTE = 1, TT_CONTROL = 2, TT_SPECIAL = 3 };
 
 #define GPT2_PATTERN "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+"
+/* llama.cpp's "smollm" pre-tokenizer (and its kin starcoder, refact, ...): every digit alone, then GPT-2's */
+#define SMOLLM_PATTERN "\\p{N}|'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?![^\\s\\p{N}])|\\s+"
 
 typedef struct {
     uint32_t *slot; /* id + 1, 0 = empty */
