@@ -1,7 +1,10 @@
 """lmforge against llama.cpp (its Python binding llama-cpp-python, bench/venv.sh's bench_llamacpp) on
-the same GGUF files: 16 greedy tokens at batch 1 from the same prompt ids must be the same, and
-llama.cpp's logits over the prompt and those tokens must pass `lmforge verify` within a stated
-tolerance (error = max|lmforge - llama.cpp| / max(1, max|llama.cpp|)):
+the same GGUF files: 16 greedy tokens at batch 1 from the same prompt ids must be the same (a
+divergence is accepted only at a near tie: a step where llama.cpp's logit of lmforge's token is
+within the two programs' largest logit difference of its top logit; the steps after it are not
+compared), and llama.cpp's logits over the prompt and those tokens must pass `lmforge verify` within
+a stated tolerance (error = max|lmforge - llama.cpp| / max(1, max|llama.cpp|)); lmforge runs a
+quantized file kept quantized (its default for GGUF):
   F32 weights        1e-4: both compute in float32
   quantized weights  llama.cpp multiplies Q8_0 / Q4_x weights with activations it quantizes to 8
                      bits (Q8_0 / Q8_1 / Q8_K blocks); lmforge keeps float32 activations, so the
@@ -93,16 +96,27 @@ def compare(tag, path, prompt, tol):
     ours = json.loads(p.stdout)
     ids = ",".join(map(str, ours["prompt_ids"]))
     theirs = peer_json(peer.cmd_generate, gguf=path, prompt_ids=ids, new=STEPS, rounds=1)
-    same = next((i for i, (a, b) in enumerate(zip(ours["ids"], theirs["ids"])) if a != b), STEPS)
-    check(ours["ids"] == theirs["ids"], f"{tag}: greedy tokens differ from step {same}: lmforge {ours['ids']}, llama.cpp {theirs['ids']}")
+    # llama.cpp's logits along lmforge's tokens (the prompt, then each greedy token fed back)
     ref = os.path.join(os.path.dirname(path), "ref.safetensors")
     seq = ours["prompt_ids"] + ours["ids"][:-1]
     peer_json(peer.cmd_logits, gguf=path, ids=",".join(map(str, seq)), out=ref)
     v = lf("verify", path, ref, "--tol", str(tol))
     row = next((line.split() for line in v.stdout.splitlines() if line.startswith("logits")), None)
-    err = float(row[3]) if row else float("inf")
+    err, max_abs = (float(row[3]), float(row[1])) if row else (float("inf"), float("inf"))
     check(v.returncode == 0 and err <= tol, f"{tag}: logits vs llama.cpp: {v.stdout.strip()[-300:]} {v.stderr.strip()}")
-    print(f"{tag}: {len(ours['prompt_ids'])} prompt + {STEPS} greedy tokens, {same} of {STEPS} the same as llama.cpp's; "
+    same = next((i for i, (a, b) in enumerate(zip(ours["ids"], theirs["ids"])) if a != b), STEPS)
+    note = ""
+    if same < STEPS:
+        # a step where llama.cpp's logit of lmforge's token is within the two programs' largest logit
+        # difference of its own top logit is a near tie that either program may break either way
+        lg = safetensors.numpy.load_file(ref)["logits"][0][len(ours["prompt_ids"]) - 1 + same]
+        gap = float(lg.max() - lg[ours["ids"][same]])
+        tie = gap <= max_abs
+        note = (f"; step {same} is a near tie (llama.cpp's logit of lmforge's token {gap:.4f} under its top, within the "
+                f"logits' largest difference {max_abs:.3g}): accepted, the tokens after it not compared" if tie else "")
+        check(tie, f"{tag}: greedy tokens differ from step {same} ({gap:.4g} under llama.cpp's top logit, more than the logits' "
+                   f"largest difference {max_abs:.3g}): lmforge {ours['ids']}, llama.cpp {theirs['ids']}")
+    print(f"{tag}: {len(ours['prompt_ids'])} prompt + {STEPS} greedy tokens, {same} of {STEPS} the same as llama.cpp's{note}; "
           f"logits over {len(seq)} positions: max |diff| {row[1] if row else '?'} (of max |logit| {row[2] if row else '?'}), "
           f"error {err:.3g} (tolerance {tol:g})")
 
