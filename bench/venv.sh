@@ -23,6 +23,10 @@
 #   bench_machine           prints the CPU model, core count, ISA, thread count, OpenBLAS core
 #   bench_lm_eval           bench_venv + lm-eval and transformers (bench/lm_eval_compare.py)
 #   bench_torch_info PY [LABEL]  prints PY's torch version, CPU capability, BLAS / MKL / oneDNN
+#   bench_llamacpp          llama.cpp's Python binding llama-cpp-python==$BENCH_LLAMACPP in the venv
+#                           ($py; bench_venv_base), built from its pinned sdist (sha256-checked, kept
+#                           in the lmforge cache) for this CPU (GGML_NATIVE, OpenMP, no BLAS / CUDA);
+#                           a no-op when that version already imports. Several minutes on 2 cores.
 # Run directly (`bench/venv.sh`), it makes the venv and prints the machine and both torches.
 #
 # Env: BENCH_TORCH (the pinned torch version), BENCH_NUMPY, BENCH_VENV (default bench/.venv),
@@ -130,6 +134,30 @@ bench_lm_eval() {
   bench_venv || return 1
   "$py" -c "import lm_eval, transformers, sklearn" 2>/dev/null && return 0
   bench_pip "lm-eval==$BENCH_LM_EVAL" "transformers==$BENCH_TRANSFORMERS"
+}
+
+# llama-cpp-python: the sdist scripts/test also pins (its tokenizer test vectors)
+BENCH_LLAMACPP=${BENCH_LLAMACPP:-0.3.36}
+BENCH_LLAMACPP_SHA256=${BENCH_LLAMACPP_SHA256:-832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e}
+bench_llamacpp() {
+  [ -n "${py:-}" ] || bench_venv_base || return 1
+  "$py" -c 'import sys, llama_cpp; sys.exit(0 if llama_cpp.__version__ == sys.argv[1] else 1)' "$BENCH_LLAMACPP" 2>/dev/null && return 0
+  local dir=${LMFORGE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/lmforge}/llama-cpp-python-$BENCH_LLAMACPP/sdist
+  local sdist=$dir/llama_cpp_python-$BENCH_LLAMACPP.tar.gz
+  if [ ! -f "$sdist" ]; then
+    mkdir -p "$dir"
+    "$py" -m pip download -q --disable-pip-version-check --no-deps --no-binary :all: "llama-cpp-python==$BENCH_LLAMACPP" -d "$dir" >&2 ||
+      { echo "bench: could not download llama-cpp-python $BENCH_LLAMACPP's sdist" >&2; return 1; }
+  fi
+  echo "$BENCH_LLAMACPP_SHA256  $sdist" | sha256sum -c --quiet - ||
+    { echo "bench: $sdist does not have the pinned sha256 $BENCH_LLAMACPP_SHA256 (remove it to download again)" >&2; return 1; }
+  echo "bench: building llama-cpp-python $BENCH_LLAMACPP from $sdist into $BENCH_VENV (several minutes)" >&2
+  # the sdist file itself, so pip builds it here (its dependencies come as wheels); mtmd (LLAVA) is
+  # not needed for text models
+  CMAKE_ARGS="-DGGML_NATIVE=ON -DGGML_OPENMP=ON -DGGML_BLAS=OFF -DGGML_CUDA=OFF -DLLAVA_BUILD=OFF ${BENCH_LLAMACPP_CMAKE_ARGS:-}" \
+    CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) "$py" -m pip install -q --disable-pip-version-check --no-cache-dir "$sdist" >&2 || return 1
+  "$py" -c 'import sys, llama_cpp; sys.exit(0 if llama_cpp.__version__ == sys.argv[1] else 1)' "$BENCH_LLAMACPP" ||
+    { echo "bench: llama-cpp-python $BENCH_LLAMACPP does not import in $BENCH_VENV" >&2; return 1; }
 }
 
 bench_torch_info() {

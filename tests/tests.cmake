@@ -126,3 +126,14 @@ if(LF_SYS_PYTHON3)
   add_test(NAME quant_gguf COMMAND ${LF_SYS_PYTHON3} ${CMAKE_SOURCE_DIR}/tests/quant_gguf_test.py $<TARGET_FILE:quant_tool>)
   set_tests_properties(quant_gguf PROPERTIES SKIP_RETURN_CODE 77 LABELS fast)
 endif()
+# eval --kld-base (issue 12): KL divergence statistics vs NumPy over transformers' logits
+if(LF_SYS_PYTHON3)
+  add_test(NAME kld COMMAND ${LF_SYS_PYTHON3} ${CMAKE_SOURCE_DIR}/tests/kld_test.py $<TARGET_FILE:lmforge>)
+  set_tests_properties(kld PROPERTIES SKIP_RETURN_CODE 77 LABELS fast)
+endif()
+# lmforge against llama.cpp on the same GGUF files (issue 12): the test finds an interpreter with
+# llama-cpp-python ($LF_LLAMACPP_PYTHON, bench/.venv: bench/venv.sh's bench_llamacpp) or says skipped
+if(LF_PYTHON3)
+  add_test(NAME llamacpp COMMAND ${LF_PYTHON3} ${CMAKE_SOURCE_DIR}/tests/llamacpp_test.py $<TARGET_FILE:lmforge>)
+  set_tests_properties(llamacpp PROPERTIES SKIP_RETURN_CODE 77)
+endif()

@@ -20,6 +20,50 @@ typedef struct {
 lf_status lf_eval_sequence(lf_model *m, const int32_t *ids, size_t n, const uint8_t *is_target, int T, int stride,
                            int B, lf_eval_result *r);
 
+/* ---- KL divergence of a model against a base model (src/eval/kld.c): llama-perplexity's
+ * --kl-divergence statistics, for a quantized model against the model it came from ---- */
+typedef struct {
+    int context;  /* T */
+    int stride;   /* sliding windows as lf_eval_sequence's; unused with chunks */
+    int chunks;   /* llama-perplexity's windows instead: T tokens, not overlapping, each scoring the
+                     targets of its second half (src/eval/eval_internal.h) */
+} lf_kld_opts;
+
+/* one scored target: input position pos predicts ids[pos + 1] */
+typedef struct {
+    size_t pos;
+    int32_t target, top_base, top; /* top: argmax of the logits (the first on ties) */
+    double kld;                    /* KL(P_base || P_model) in nats */
+    double nll_base, nll;          /* -log p(target) */
+} lf_kld_token;
+
+/* Mean ± standard error (of the mean; 0 for fewer than 2 values), percentiles by linear
+ * interpolation between order statistics (NumPy's default), as llama-perplexity reports them. */
+typedef struct {
+    size_t count, windows, same_top;
+    double kld_mean, kld_se, kld_min, kld_max, kld_median;
+    double kld_p999, kld_p99, kld_p95, kld_p90, kld_p10, kld_p5, kld_p1, kld_p01;
+    double same_top_frac, same_top_se;
+    double ppl, ppl_se, ppl_base, ppl_base_se;     /* exp of the mean NLL; se by the delta method */
+    double ln_ratio, ln_ratio_se;                  /* ln(PPL / PPL_base), se with the covariance */
+    double ppl_ratio, ppl_ratio_se, ppl_diff, ppl_diff_se;
+    double nll_cor;                                /* correlation of the two models' per-token NLL */
+    double dp_mean, dp_se, dp_rms, dp_rms_se, dp_min, dp_max, dp_median; /* Δp = p(target) - p_base(target) */
+    double dp_p99, dp_p95, dp_p90, dp_p10, dp_p5, dp_p1;
+    double seconds;
+    lf_kld_token *tokens; // (count) in scoring order
+} lf_kld_result;
+
+/* Runs base and m forward over the same windows of ids (one window at a time: never more than
+ * one window's logits of each model) and compares, at every scored target (is_target may be
+ * NULL), the two next-token distributions in double from log-softmax. The vocabularies must
+ * have the same size (the caller checks that the tokenizers agree). */
+lf_status lf_kld_sequence(lf_model *m, lf_model *base, const int32_t *ids, size_t n, const uint8_t *is_target,
+                          const lf_kld_opts *o, lf_kld_result *r);
+/* The statistics of r->tokens (r->count of them), recomputed (lf_kld_sequence calls it). */
+void lf_kld_stats(lf_kld_result *r);
+void lf_kld_result_free(lf_kld_result *r);
+
 typedef struct {
     float temperature; /* <= 0: greedy */
     int top_k;         /* 0: off */

@@ -1,10 +1,35 @@
 /* Sliding-window evaluation, the validation-loss loop, sampling and generation. */
 #include "lmforge/eval.h"
 #include "lmforge/loss.h"
+#include "eval_internal.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+void lf_eval_windows_init(lf_eval_windows *w, size_t n, int T, int stride, int chunks) {
+    *w = (lf_eval_windows){.n = n, .T = T, .stride = stride, .chunks = chunks};
+}
+
+int lf_eval_windows_next(lf_eval_windows *w, size_t *begin, size_t *end, size_t *first) {
+    size_t T = (size_t)w->T;
+    if (w->chunks) {
+        if (w->done || w->begin + T > w->n) return 0;
+        *begin = w->begin;
+        *end = w->begin + T - 1;
+        *first = w->begin + T / 2;
+        w->begin += T;
+        return 1;
+    }
+    if (w->done || w->scored_to + 1 >= w->n) return 0;
+    *begin = w->begin;
+    *end = w->begin + T < w->n - 1 ? w->begin + T : w->n - 1; /* targets up to end */
+    *first = w->scored_to > w->begin ? w->scored_to : w->begin; /* the next unscored target is scored_to + 1 */
+    w->scored_to = *end;
+    if (*end >= w->n - 1) w->done = 1;
+    w->begin += (size_t)w->stride;
+    return 1;
+}
 
 lf_status lf_eval_sequence(lf_model *m, const int32_t *ids, size_t n, const uint8_t *is_target, int T, int stride,
                            int B, lf_eval_result *r) {
@@ -24,27 +49,22 @@ lf_status lf_eval_sequence(lf_model *m, const int32_t *ids, size_t n, const uint
         free(y);
         return LF_ERR_NOMEM;
     }
-    size_t scored_to = 0; /* targets j < scored_to+1 are done: the next unscored target is scored_to+1 */
-    size_t begin = 0;
+    lf_eval_windows w;
+    lf_eval_windows_init(&w, n, T, stride, 0);
+    size_t begin, end, first;
+    int more = lf_eval_windows_next(&w, &begin, &end, &first);
     lf_status st = LF_OK;
-    while (scored_to + 1 < n && !st) {
+    while (more && !st) {
         int rows = 0;
-        for (; rows < B && scored_to + 1 < n; rows++) {
-            size_t end = begin + (size_t)T < n - 1 ? begin + (size_t)T : n - 1; /* inputs [begin, end), targets up to end */
+        for (; rows < B && more; rows++) {
             for (int t = 0; t < T; t++) {
                 size_t i = begin + (size_t)t;
                 x[rows * T + t] = i < end ? ids[i] : 0; /* padding after the end is causal-masked away */
-                size_t j = i + 1;
-                int score = i < end && j > scored_to && (!is_target || is_target[j]);
-                y[rows * T + t] = score ? ids[j] : -1;
+                int score = i < end && i >= first && (!is_target || is_target[i + 1]);
+                y[rows * T + t] = score ? ids[i + 1] : -1;
             }
-            scored_to = end;
             r->windows++;
-            if (end >= n - 1) {
-                rows++;
-                break;
-            }
-            begin += (size_t)stride;
+            more = lf_eval_windows_next(&w, &begin, &end, &first);
         }
         double sum;
         size_t cnt;
