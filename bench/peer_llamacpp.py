@@ -65,8 +65,22 @@ KV_TYPE = llama_cpp.GGML_TYPE_F32
 def load(path, n_ctx, threads, logits_all):
     """a CPU context whose key/value cache holds float32 as lmforge's does (llama.cpp's default is
     F16, which rounds keys and values to 11 bits: --kv f16 measures that)"""
-    return Llama(model_path=path, n_ctx=n_ctx, n_batch=n_ctx, n_ubatch=n_ctx, n_threads=threads, n_threads_batch=threads,
-                 logits_all=logits_all, n_gpu_layers=0, type_k=KV_TYPE, type_v=KV_TYPE, flash_attn=False, verbose=False)
+    # llama.cpp warns on stderr whenever it rounds the context up past a small model's training
+    # length (n_ctx_seq > n_ctx_train; the windows stay within it): that line is dropped, others kept
+    import tempfile
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+") as err:
+        os.dup2(err.fileno(), 2)
+        try:
+            return Llama(model_path=path, n_ctx=n_ctx, n_batch=n_ctx, n_ubatch=n_ctx, n_threads=threads,
+                         n_threads_batch=threads, logits_all=logits_all, n_gpu_layers=0, type_k=KV_TYPE, type_v=KV_TYPE,
+                         flash_attn=False, verbose=False)
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            err.seek(0)
+            sys.stderr.write("".join(line for line in err if "n_ctx_seq" not in line))
 
 
 def window_logits(llm, x):
