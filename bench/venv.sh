@@ -104,7 +104,7 @@ bench_debian_torch() {
 }
 
 bench_openblas() {
-  openblas_core=$( (OPENBLAS_VERBOSE=2 "$1" </dev/null 2>&1 || true) | sed -n 's/^Core: //p' | head -1)
+  openblas_core=$( (OPENBLAS_VERBOSE=2 "$1" --version </dev/null 2>&1 || true) | sed -n 's/^Core: //p' | head -1)
   openblas_note=""
   [ -z "${OPENBLAS_CORETYPE:-}" ] || { openblas_note=" (OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE, set by the caller)"; return 0; }
   [ "$openblas_core" = Prescott ] && [ "${BENCH_OPENBLAS_FIX:-1}" != 0 ] || return 0
