@@ -199,7 +199,7 @@ static void f32copy_forward(float *out, int ldo, const float *inp, int ldi, cons
     lf_linear_forward_ref(out, ldo, inp, ldi, w->qdata, bias, N, (int)w->shape[1], (int)w->shape[0]);
 }
 static void f32copy_dequant(const lf_param *w, float *dst) { memcpy(dst, w->qdata, w->numel * sizeof(float)); }
-static const lf_storage_ops f32copy = {"f32copy", f32copy_forward, NULL, f32copy_dequant};
+static const lf_storage_ops f32copy = {"f32copy", f32copy_forward, NULL, f32copy_dequant, NULL}; /* no lookups */
 
 static void test_modes(lf_arch arch) {
     const char *an = arch == LF_ARCH_GPT2 ? "gpt2" : "llama";

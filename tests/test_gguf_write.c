@@ -164,7 +164,7 @@ static void family(lf_arch arch) {
         lf_model *mq = load(p32, 0);
         if (!mq) continue;
         /* the head stays float32 here, as the embed type F32 below writes it (the Python test keeps a head) */
-        lf_quant_opts qo = {t, LF_QT_Q4_1, 0, 0};
+        lf_quant_opts qo = {.type = t, .fallback = LF_QT_Q4_1};
         CHECK(lf_quant_model(mq, &qo, NULL) == LF_OK, "%s %s: lf_quant_model: %s", an, tn, lf_last_error());
         float *lq = logits(mq, ids, 2, 12), *lq3 = logits(mq, ids, 1, 3);
         /* the quantized model's bytes as they are (a), and the float32 model encoded by the writer (b) */
@@ -260,14 +260,14 @@ static void family(lf_arch arch) {
         lf_param *down = lf_model_find(m, arch == LF_ARCH_LLAMA ? "model.layers.0.mlp.down_proj.weight" : "transformer.h.0.mlp.c_proj.weight");
         lf_param *emb = lf_model_find(m, arch == LF_ARCH_LLAMA ? "model.embed_tokens.weight" : "transformer.wte.weight");
         lf_param *hd = lf_model_find(m, "lm_head.weight");
-        CHECK(lf_param_qtype(down) == LF_QT_Q4_1 && emb->data && !emb->qops && (!hd || lf_param_qtype(hd) == LF_QT_Q8_0),
-              "%s ragged: down projection %d (want q4_1 kept), embedding %s, head %d (want q8_0 kept)", an,
-              (int)lf_param_qtype(down), emb->qops ? "kept encoded" : "float32", hd ? (int)lf_param_qtype(hd) : -1);
+        CHECK(lf_param_qtype(down) == LF_QT_Q4_1 && lf_param_qtype(emb) == LF_QT_Q8_0 && !emb->data &&
+                  (!hd || lf_param_qtype(hd) == LF_QT_Q8_0),
+              "%s ragged: down projection %d (want q4_1 kept), embedding %d, head %d (want q8_0 kept)", an,
+              (int)lf_param_qtype(down), (int)lf_param_qtype(emb), hd ? (int)lf_param_qtype(hd) : -1);
         lf_model_free(m);
     }
-    printf("%s: rows of %d values fall back to q4_1 under q4_k (%d tensors, kept so on import); the embedding%s q8_0 "
-           "(the embedding read back as float32%s)\n", an, cr.d_ff, rep.fallbacks, arch == LF_ARCH_LLAMA ? " and the head" : "",
-           arch == LF_ARCH_LLAMA ? ", the head kept q8_0" : "");
+    printf("%s: rows of %d values fall back to q4_1 under q4_k (%d tensors, kept so on import); the embedding%s q8_0, "
+           "kept so on import\n", an, cr.d_ff, rep.fallbacks, arch == LF_ARCH_LLAMA ? " and the head" : " (the tied head)");
     lf_model_free(rag);
 
     /* refusals: an extra tensor (a classification head), an unwritable type; no file, no temporary */

@@ -474,10 +474,12 @@ static double grads_err(lf_model *a, lf_model *b, const int32_t *x, int B, int T
     return worst;
 }
 
-static void test_model(lf_arch arch, lf_qtype type, int C, int F, int include_head, int want_tensors, int want_fallbacks) {
+static void test_model(lf_arch arch, lf_qtype type, int C, int F, int include_head, int include_emb, int want_tensors,
+                       int want_fallbacks) {
     const char *an = arch == LF_ARCH_GPT2 ? "gpt2" : "llama";
     lf_config cfg = cfg_model(arch, C, F);
-    lf_quant_opts o = {.type = type, .include_head = include_head}; /* fallback left 0: the default, q4_1 */
+    /* fallback and embed_type left 0: the defaults, q4_1 and lf_quant_default_embed_type */
+    lf_quant_opts o = {.type = type, .include_head = include_head, .include_embeddings = include_emb};
     lf_model *mq, *mf;
     lf_quant_report rep;
     twins(&cfg, &o, &mq, &mf, &rep);
@@ -486,7 +488,9 @@ static void test_model(lf_arch arch, lf_qtype type, int C, int F, int include_he
           want_tensors, want_fallbacks);
     CHECK(rep.bytes_after < rep.bytes_before, "%s %s: %zu bytes after, %zu before", an, tname(type), rep.bytes_after, rep.bytes_before);
     lf_param *wte = lf_model_param(mq, 0), *head = lf_model_find(mq, "lm_head.weight");
-    CHECK(wte->kind == LF_KIND_EMBED && wte->data && !wte->qops, "%s: the embedding stays float32", an);
+    lf_qtype want_et = include_emb ? lf_quant_default_embed_type(type) : LF_QT_F32;
+    CHECK(wte->kind == LF_KIND_EMBED && lf_param_qtype(wte) == want_et && rep.embeddings == include_emb,
+          "%s: the embedding is %s (expected %s; report says %d)", an, tname(lf_param_qtype(wte)), tname(want_et), rep.embeddings);
     if (head) CHECK(!!head->qops == !!include_head, "%s: lm_head quantized iff include_head (%d)", an, include_head);
     int32_t x[3 * 20];
     for (int i = 0; i < 60; i++) x[i] = (int32_t)(lf_hash64(4, 0, (uint64_t)i) % (uint64_t)cfg.vocab_size);
@@ -510,10 +514,10 @@ static void test_model(lf_arch arch, lf_qtype type, int C, int F, int include_he
     const char *wn = "";
     double e_grad = grads_err(mq, mf, x, 3, 20, &wn);
     CHECK(e_grad < tol, "%s %s: gradients of the float tensors differ by %.3g (worst '%s')", an, tname(type), e_grad, wn);
-    printf("  %-5s %s (d_model %d, d_ff %d): %d tensors (%d in q4_1), %.2f MB -> %.2f MB; logits rel err many rows %.2g, "
-           "few %.2g, last %.2g, decode %.2g; grads %.2g\n",
-           tname(type), an, C, F, rep.tensors, rep.fallbacks, rep.bytes_before / 1e6, rep.bytes_after / 1e6, e_many, e_few, e_last,
-           e_dec, e_grad);
+    printf("  %-5s %s (d_model %d, d_ff %d, embedding %s): %d tensors (%d in q4_1), %.2f MB -> %.2f MB; logits rel err many "
+           "rows %.2g, few %.2g, last %.2g, decode %.2g; grads %.2g\n",
+           tname(type), an, C, F, tname(want_et), rep.tensors, rep.fallbacks, rep.bytes_before / 1e6, rep.bytes_after / 1e6,
+           e_many, e_few, e_last, e_dec, e_grad);
     /* QLoRA: an adapter on the quantized base trains exactly as on the float base */
     lf_lora_opts lo;
     lf_lora_opts_defaults(&lo);
@@ -550,8 +554,16 @@ static void test_quant_model_args(void) {
     lf_quant_report rep;
     lf_quant_opts o = {.type = LF_QT_Q6_K};
     CHECK(lf_quant_model(m, &o, &rep) == LF_ERR_ARG, "q6_k as the target type must be refused");
-    o = (lf_quant_opts){.type = LF_QT_Q8_0, .include_embeddings = 1};
-    CHECK(lf_quant_model(m, &o, &rep) == LF_ERR_ARG, "include_embeddings must be refused");
+    o = (lf_quant_opts){.type = LF_QT_Q8_0, .include_embeddings = 1, .embed_type = LF_QT_Q6_K};
+    CHECK(lf_quant_model(m, &o, &rep) == LF_ERR_ARG, "q6_k as the embedding type must be refused");
+    /* a storage type without row lookups cannot hold the embedding */
+    lf_storage_ops nolook = *lf_quant_storage_ops(LF_QT_Q8_0);
+    nolook.lookup = NULL;
+    lf_param *emb = lf_model_find(m, "model.embed_tokens.weight");
+    void *qb = malloc(lf_qtype_row_bytes(LF_QT_Q8_0, emb->shape[1]) * (size_t)emb->shape[0]);
+    CHECK(lf_model_set_storage(m, emb, &nolook, qb, 1) == LF_ERR_ARG && !emb->qops,
+          "the embedding in a type without lookups must be refused");
+    free(qb);
     lf_param *p = lf_model_find(m, "model.layers.1.mlp.up_proj.weight");
     p->data[7] = 1e6f; /* too large for q4_1's f16 minimum: the whole call fails, nothing changes */
     p->data[8] = -1e6f;
@@ -590,17 +602,22 @@ int main(void) {
     test_dots();
     test_storage_ops();
     /* d_model 64: rows of 64 and 96 are whole q8_0/q4_0/q4_1 blocks; q4_k falls back to q4_1 */
-    test_model(LF_ARCH_LLAMA, LF_QT_Q8_0, 64, 96, 1, 15, 0);
-    test_model(LF_ARCH_LLAMA, LF_QT_Q4_0, 64, 96, 0, 14, 0);
-    test_model(LF_ARCH_GPT2, LF_QT_Q4_1, 64, 128, 0, 8, 0);
-    test_model(LF_ARCH_GPT2, LF_QT_Q8_0, 64, 128, 1, 8, 0); /* tied head: include_head changes nothing */
-    test_model(LF_ARCH_LLAMA, LF_QT_Q4_K, 64, 96, 0, 14, 14);
+    test_model(LF_ARCH_LLAMA, LF_QT_Q8_0, 64, 96, 1, 0, 15, 0);
+    test_model(LF_ARCH_LLAMA, LF_QT_Q4_0, 64, 96, 0, 0, 14, 0);
+    test_model(LF_ARCH_GPT2, LF_QT_Q4_1, 64, 128, 0, 0, 8, 0);
+    test_model(LF_ARCH_GPT2, LF_QT_Q8_0, 64, 128, 1, 0, 8, 0); /* tied head: include_head changes nothing */
+    test_model(LF_ARCH_LLAMA, LF_QT_Q4_K, 64, 96, 0, 0, 14, 14);
     /* d_ff 72: down_proj rows are whole blocks of neither q4_k nor q4_1 and stay float32 */
-    test_model(LF_ARCH_LLAMA, LF_QT_Q4_K, 64, 72, 0, 12, 12);
+    test_model(LF_ARCH_LLAMA, LF_QT_Q4_K, 64, 72, 0, 0, 12, 12);
     /* d_model 256: q4_k itself */
-    test_model(LF_ARCH_LLAMA, LF_QT_Q4_K, 256, 512, 1, 15, 0);
-    test_model(LF_ARCH_GPT2, LF_QT_Q4_K, 256, 512, 0, 8, 0);
-    test_model(LF_ARCH_LLAMA, LF_QT_F16, 64, 96, 0, 14, 0);
+    test_model(LF_ARCH_LLAMA, LF_QT_Q4_K, 256, 512, 1, 0, 15, 0);
+    test_model(LF_ARCH_GPT2, LF_QT_Q4_K, 256, 512, 0, 0, 8, 0);
+    test_model(LF_ARCH_LLAMA, LF_QT_F16, 64, 96, 0, 0, 14, 0);
+    /* the token embedding too (q8_0 for the 4-bit types): lookups and, in GPT-2, the tied head */
+    test_model(LF_ARCH_GPT2, LF_QT_Q4_0, 64, 128, 0, 1, 9, 0);
+    test_model(LF_ARCH_LLAMA, LF_QT_Q4_K, 256, 512, 1, 1, 16, 0);
+    test_model(LF_ARCH_LLAMA, LF_QT_Q8_0, 64, 96, 0, 1, 15, 0);
+    test_model(LF_ARCH_GPT2, LF_QT_F16, 64, 128, 0, 1, 9, 0);
     test_quant_model_args();
     return tu_finish("quant");
 }

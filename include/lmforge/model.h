@@ -58,6 +58,9 @@ typedef struct {
     void (*backward_input)(float *dinp, int ldi, int accum, const float *dout, int ldo, const lf_param *w, size_t N);
     /* dst (numel) = the values as float32 */
     void (*dequantize)(const lf_param *w, float *dst);
+    /* dst (n, shape[1]) = rows ids[0..n) as float32: embedding lookups. Optional; a type with it can
+     * also store the token embedding (and with it a tied output head) */
+    void (*lookup)(const lf_param *w, const int32_t *ids, size_t n, float *dst);
 } lf_storage_ops;
 
 /* A low-rank adapter on a linear weight W (OC,IC): y += scale · (drop(x)·Aᵀ)·Bᵀ, with A (r,IC) and
@@ -130,8 +133,9 @@ lf_status lf_model_set_adapter_magnitude(lf_model *m, lf_adapter *ad, lf_param *
 /* Set (or with mask NULL, remove) a weight mask: copies it and zeroes the pruned weights. */
 lf_status lf_model_set_mask(lf_model *m, lf_param *p, const uint8_t *mask);
 void lf_model_apply_masks(lf_model *m); /* zero every masked weight again (after an update) */
-/* Store a linear weight in another type: qdata (qbytes, malloc'd; the model takes it over)
- * replaces data, and the tensor is frozen (the storage types have no weight gradient). */
+/* Store a linear weight (or, with a type that has lookup, the token embedding and so a tied head)
+ * in another type: qdata (qbytes, malloc'd; the model takes it over) replaces data, and the tensor
+ * is frozen (the storage types have no weight gradient). */
 lf_status lf_model_set_storage(lf_model *m, lf_param *p, const lf_storage_ops *ops, void *qdata, size_t qbytes);
 /* The float32 slots of tensors now in another storage stay in the weights' one block until this
  * moves the live float32 tensors into a block of their size (lf_param data pointers change).

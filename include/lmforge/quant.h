@@ -66,12 +66,19 @@ typedef struct {
                                576-wide rows are not): Q4_1 by default (llama.cpp uses Q5_0); the
                                zero value (LF_QT_F32) means that default */
     int include_head;       /* also an untied lm_head (a tied head stays with the embedding) */
-    int include_embeddings; /* reserved: the embedding stays float32 (lookups read data) */
+    int include_embeddings; /* also the token embedding, and with it a tied head (GPT-2's position
+                               embedding stays float32) */
+    lf_qtype embed_type;    /* its type; zero (F32): lf_quant_default_embed_type(type) */
 } lf_quant_opts;
+/* The embedding's type for a weight type, as lf_gguf_save picks it: the type itself for F16, BF16
+ * and Q8_0, else Q8_0 (the embedding and a tied head see every token: llama.cpp's quantize keeps
+ * the output head at 6 bits or more, and Q8_0 where rows are not whole Q6_K blocks). */
+lf_qtype lf_quant_default_embed_type(lf_qtype type);
 
 typedef struct {
     int tensors;            /* tensors quantized */
     int fallbacks;          /* of which, in the fallback type */
+    int embeddings;         /* of which, the token embedding (1 or 0) */
     size_t bytes_before, bytes_after; /* of those tensors */
 } lf_quant_report;
 

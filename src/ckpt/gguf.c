@@ -615,8 +615,10 @@ static lf_status keep_encoded(lf_model *m, lf_param *prm, const lf_gguf *g, cons
 static int keepable(const lf_param *prm, const char *gname, const lf_gguf_tensor *t) {
     int blocky = t->type == LF_QT_Q8_0 || t->type == LF_QT_Q4_0 || t->type == LF_QT_Q4_1 || t->type == LF_QT_Q4_K ||
                  t->type == LF_QT_Q6_K;
-    return blocky && prm->kind == LF_KIND_WEIGHT && prm->ndim == 2 && strcmp(gname, "token_embd.weight") != 0 &&
-           lf_quant_storage_ops((lf_qtype)t->type) != NULL;
+    const lf_storage_ops *ops = blocky ? lf_quant_storage_ops((lf_qtype)t->type) : NULL;
+    if (!ops || prm->ndim != 2) return 0;
+    if (!strcmp(gname, "token_embd.weight")) return ops->lookup != NULL; /* and with it a tied head */
+    return prm->kind == LF_KIND_WEIGHT;
 }
 
 lf_status lf_gguf_load_model(lf_model **out, const lf_gguf *g) { return lf_gguf_load_model_with(out, g, NULL); }

@@ -31,7 +31,7 @@ void lf_gguf_save_opts_default(lf_gguf_save_opts *o, lf_qtype type) {
     memset(o, 0, sizeof *o);
     o->type = type;
     o->fallback = LF_QT_Q4_1;
-    o->embed = type == LF_QT_F32 || type == LF_QT_F16 || type == LF_QT_BF16 || type == LF_QT_Q8_0 ? type : LF_QT_Q8_0;
+    o->embed = lf_quant_default_embed_type(type);
 }
 
 /* ---- a growing byte buffer for the header (metadata and tensor infos) */

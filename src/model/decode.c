@@ -67,8 +67,14 @@ lf_status lf_model_decode(lf_model *m, const int32_t *tokens, int n, float *logi
             lf_set_error("decode: token id %d is outside the vocabulary (0..%d)", tok, V - 1);
             return LF_ERR_ARG;
         }
-        for (int j = 0; j < C; j++)
-            kv->x[j] = m->wte->data[(size_t)tok * C + j] + (gpt2 ? m->wpe->data[(size_t)pos * C + j] : 0.0f);
+        if (m->wte->qops) {
+            int32_t t32 = tok;
+            m->wte->qops->lookup(m->wte, &t32, 1, kv->x);
+            for (int j = 0; gpt2 && j < C; j++) kv->x[j] += m->wpe->data[(size_t)pos * C + j];
+        } else {
+            for (int j = 0; j < C; j++)
+                kv->x[j] = m->wte->data[(size_t)tok * C + j] + (gpt2 ? m->wpe->data[(size_t)pos * C + j] : 0.0f);
+        }
         for (int l = 0; l < c->n_layer; l++) {
             const layer_params *Lp = &m->layers[l];
             float *kc = kv->k + ((size_t)l * kv->cap) * KVW, *vc = kv->v + ((size_t)l * kv->cap) * KVW;

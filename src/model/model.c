@@ -486,8 +486,10 @@ lf_status lf_model_set_storage(lf_model *m, lf_param *p, const lf_storage_ops *o
         lf_set_error("storage for '%s': the type needs forward and dequantize operations and data", p->name);
         return LF_ERR_ARG;
     }
-    if (!is_linear_weight(m, p) || p == m->wte || p->adapters || p->mask) {
-        lf_set_error("storage for '%s': only a plain linear weight (no adapter, no mask, not the embedding) can change storage", p->name);
+    int embed_ok = p == m->wte && ops->lookup; /* lookups decode rows: the type must offer them */
+    if (!(is_linear_weight(m, p) || embed_ok) || p->adapters || p->mask) {
+        lf_set_error("storage for '%s': only a plain linear weight (no adapter, no mask) or, with a type that has "
+                     "row lookups, the token embedding can change storage", p->name);
         return LF_ERR_ARG;
     }
     free(p->qdata);
@@ -749,7 +751,15 @@ lf_status lf_model_forward(lf_model *m, const int32_t *inputs, int B, int T, lf_
     int S = (H + 2 * KVH) * hd, A = H * hd, FW = c->arch == LF_ARCH_LLAMA ? 2 * F : F;
     int gpt2 = c->arch == LF_ARCH_GPT2;
 
-    lf_encoder_forward(a->resid, m->inputs, m->wte->data, gpt2 ? m->wpe->data : NULL, B, T, C);
+    if (m->wte->qops) { /* the embedding in a storage type: its rows decoded, then the positions added */
+        m->wte->qops->lookup(m->wte, m->inputs, N, a->resid);
+        if (gpt2)
+#pragma omp parallel for schedule(static)
+            for (size_t n = 0; n < N; n++)
+                for (int j = 0; j < C; j++) a->resid[n * C + j] += m->wpe->data[(n % (size_t)T) * C + j];
+    } else {
+        lf_encoder_forward(a->resid, m->inputs, m->wte->data, gpt2 ? m->wpe->data : NULL, B, T, C);
+    }
     lf_dropout_forward(a->resid, a->resid, N * C, site(m, c->dropout_embd, SITE_EMBD));
     for (int l = 0; l < c->n_layer; l++) {
         const layer_params *Lp = &m->layers[l];

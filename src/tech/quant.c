@@ -105,6 +105,15 @@ static void qbackward_input(lf_qtype t, float *dinp, int ldi, int accum, const f
 
 static void qdequantize(lf_qtype t, const lf_param *w, float *dst) { deq_rows(t, w, 0, (int)w->shape[0], dst); }
 
+/* dst (n, IC) = rows ids of w: the token embedding's lookups (ids were checked by the caller) */
+static void qlookup(lf_qtype t, const lf_param *w, const int32_t *ids, size_t n, float *dst) {
+    int IC = (int)w->shape[1];
+    size_t rb = row_bytes(t, w);
+    const uint8_t *q = w->qdata;
+#pragma omp parallel for schedule(static) if (n * (size_t)IC >= PAR_MIN)
+    for (size_t i = 0; i < n; i++) lf_dequantize_row(t, q + (size_t)ids[i] * rb, dst + i * (size_t)IC, IC);
+}
+
 /* one set of lf_storage_ops per type: the ops carry no type argument */
 #define QTYPE_OPS(id, T, nm)                                                                                         \
     static void fwd_##id(float *out, int ldo, const float *inp, int ldi, const lf_param *w, const float *bias, size_t N) { \
@@ -114,7 +123,8 @@ static void qdequantize(lf_qtype t, const lf_param *w, float *dst) { deq_rows(t,
         qbackward_input(T, dinp, ldi, accum, dout, ldo, w, N);                                                       \
     }                                                                                                                \
     static void deq_##id(const lf_param *w, float *dst) { qdequantize(T, w, dst); }                                  \
-    static const lf_storage_ops ops_##id = {nm, fwd_##id, bwd_##id, deq_##id};
+    static void look_##id(const lf_param *w, const int32_t *ids, size_t n, float *dst) { qlookup(T, w, ids, n, dst); } \
+    static const lf_storage_ops ops_##id = {nm, fwd_##id, bwd_##id, deq_##id, look_##id};
 
 QTYPE_OPS(f16, LF_QT_F16, "f16")
 QTYPE_OPS(bf16, LF_QT_BF16, "bf16")
@@ -138,6 +148,10 @@ const lf_storage_ops *lf_quant_storage_ops(lf_qtype t) {
     return NULL;
 }
 
+lf_qtype lf_quant_default_embed_type(lf_qtype type) {
+    return type == LF_QT_F32 || type == LF_QT_F16 || type == LF_QT_BF16 || type == LF_QT_Q8_0 ? type : LF_QT_Q8_0;
+}
+
 lf_qtype lf_param_qtype(const lf_param *p) {
     for (size_t i = 0; p->qops && i < sizeof storage / sizeof *storage; i++)
         if (storage[i].ops == p->qops) return storage[i].t;
@@ -148,7 +162,7 @@ lf_qtype lf_param_qtype(const lf_param *p) {
 
 typedef struct {
     lf_param *p;
-    lf_qtype t;
+    lf_qtype t, want;
     void *q;
     size_t bytes;
 } job;
@@ -181,16 +195,20 @@ lf_status lf_quant_model(lf_model *m, const lf_quant_opts *o, lf_quant_report *r
     lf_status st = check_type(o->type, "type");
     if (!st) st = check_type(fb, "fallback type");
     if (st) return st;
-    if (o->include_embeddings) {
-        lf_set_error("quantize: the embedding stays float32 (lookups read its rows); leave include_embeddings off");
-        return LF_ERR_ARG;
-    }
+    lf_qtype et = o->embed_type != LF_QT_F32 ? o->embed_type : lf_quant_default_embed_type(o->type);
+    if (!st && o->include_embeddings) st = check_type(et, "embedding type");
+    if (st) return st;
+    lf_param *wte = lf_model_find(m, "model.embed_tokens.weight");
+    if (!wte) wte = lf_model_find(m, "transformer.wte.weight");
     int np = lf_model_num_params(m), nj = 0;
     job *jobs = calloc((size_t)np + 1, sizeof *jobs);
     if (!jobs) return LF_ERR_NOMEM;
     for (int i = 0; i < np && !st; i++) {
         lf_param *p = lf_model_param(m, i);
-        if (!is_target(m, p, o->include_head) || p->qops) continue; /* stored in another type already */
+        lf_qtype want = o->type;
+        if (p == wte && o->include_embeddings) want = et;
+        else if (!is_target(m, p, o->include_head)) continue;
+        if (p->qops) continue; /* stored in another type already */
         if (p->adapters) {
             lf_set_error("quantize: '%s' has an adapter attached; quantize the base model first, then attach adapters "
                          "(LoRA works on a quantized base)", p->name);
@@ -198,11 +216,11 @@ lf_status lf_quant_model(lf_model *m, const lf_quant_opts *o, lf_quant_report *r
             break;
         }
         int64_t IC = p->shape[1];
-        lf_qtype t = whole_blocks(o->type, IC) ? o->type : whole_blocks(fb, IC) ? fb : LF_QT_F32;
+        lf_qtype t = whole_blocks(want, IC) ? want : whole_blocks(fb, IC) ? fb : LF_QT_F32;
         if (t == LF_QT_F32) continue; /* rows are whole blocks of neither: stays float32 */
         size_t rb = lf_qtype_row_bytes(t, IC), bytes = rb * (size_t)p->shape[0];
         job *j = &jobs[nj++];
-        *j = (job){p, t, malloc(bytes ? bytes : 1), bytes};
+        *j = (job){p, t, want, malloc(bytes ? bytes : 1), bytes};
         if (!j->q) {
             st = LF_ERR_NOMEM;
             break;
@@ -233,7 +251,8 @@ lf_status lf_quant_model(lf_model *m, const lf_quant_opts *o, lf_quant_report *r
         j->q = NULL; /* the model owns it now */
         if (rep) {
             rep->tensors++;
-            rep->fallbacks += j->t != o->type;
+            rep->fallbacks += j->t != j->want;
+            rep->embeddings += j->p == wte;
             rep->bytes_before += before;
             rep->bytes_after += j->bytes;
         }
