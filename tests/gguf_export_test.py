@@ -476,12 +476,13 @@ def smollm2(tmp):
     print(f"smollm2 Q4_1 ({len(ids)} tokens): lmforge vs transformers on gguf's dequantized tensors: dequantized "
           f"{e:.2e}, --keep-quantized ({nkept} kept) {ek:.2e}, 3 rows {ek3:.2e}")
     gen = {}
-    for mode in ("--keep-quantized", "--dequantize"):
+    for mode in ("--keep-quantized", "--dequantize", "--int8-activations"):
         rc, txt = run(["generate", g, "--prompt", prompt, "--greedy", "--max-tokens", "24", mode])
         check(rc == 0, f"smollm2: generate {mode}: {txt[-300:]}")
         gen[mode] = txt.split("[")[0]
-    print(f"smollm2 greedy generation, 24 tokens: {'the same' if len(set(gen.values())) == 1 else 'different'} text "
-          f"kept quantized and dequantized: {gen['--keep-quantized'][len(prompt):]!r}")
+    print(f"smollm2 greedy generation, 24 tokens: {'the same' if gen['--keep-quantized'] == gen['--dequantize'] else 'different'} "
+          f"text kept quantized and dequantized: {gen['--keep-quantized'][len(prompt):]!r}; with int8 activations: "
+          f"{gen['--int8-activations'][len(prompt):]!r}")
 
 
 if __name__ == "__main__":

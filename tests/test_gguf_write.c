@@ -56,7 +56,7 @@ static float *logits(lf_model *m, const int32_t *ids, int B, int T) {
 
 static lf_model *load(const char *path, int keep) {
     lf_model *m = NULL;
-    lf_gguf_load_opts o = {keep};
+    lf_gguf_load_opts o = {.keep_quantized = keep};
     lf_status st = lf_gguf_load_with(&m, NULL, path, &o);
     CHECK(st == LF_OK, "load %s: %s", path, lf_last_error());
     return m;

@@ -103,6 +103,7 @@ lf_status lf_gguf_load(lf_model **out, lf_tokenizer **tok, const char *path);
  * for training and convert. */
 typedef struct {
     int keep_quantized;
+    int act_q8; /* with keep_quantized: the kept linear weights run int8 activations (quant.h) */
 } lf_gguf_load_opts;
 lf_status lf_gguf_load_model_with(lf_model **out, const lf_gguf *g, const lf_gguf_load_opts *o);
 lf_status lf_gguf_load_with(lf_model **out, lf_tokenizer **tok, const char *path, const lf_gguf_load_opts *o);

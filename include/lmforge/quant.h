@@ -47,6 +47,25 @@ const char *lf_qdot_kernel_name(void); /* "avx512", "avx2" or "plain": for --ver
 typedef float (*lf_qdot_fn)(const void *row, const float *x /* (n) */, int64_t n);
 lf_qdot_fn lf_qdot_kernel(lf_qtype t, const char *isa);
 
+/* Integer dot products (llama.cpp's way of running quantized weights fast): the activations are
+ * quantized too, to blocks of 32 int8 with a float scale and the block's integer sum
+ * (LF_Q8A_BYTES per block; an in-memory layout of lmforge's, never written to a file), and a row
+ * of Q8_0, Q4_0, Q4_1 or Q4_K weights is dotted with them in integer arithmetic, one float
+ * multiply-add per block of 32. Each activation block is d·q with d = max|x|/127: a relative
+ * error of at most 1/254 of the block's largest value per activation, which the KLD of the
+ * model's outputs measures (bench/run-quant). n is a multiple of 32 (256 for Q4_K). */
+enum { LF_Q8A_BYTES = 40 };
+void lf_quantize_act_q8(const float *x /* (n) */, void *dst /* (n/32 blocks) */, int64_t n);
+void lf_dequantize_act_q8(const void *src, float *x /* (n) */, int64_t n);
+/* sum_i W[i]·xq[i]; the reference computes each block's integer sum and scales it in double */
+float lf_qdot_q8_ref(lf_qtype t, const void *row, const void *xq, int64_t n);
+typedef float (*lf_qdot_q8_fn)(const void *row, const void *xq, int64_t n);
+/* the kernel for an instruction set ("avx512vnni", "avx2", "plain"; NULL: the CPU's best); NULL
+ * for a type without integer kernels (F16, BF16, Q6_K: they keep float32 activations) or a set
+ * this CPU lacks */
+lf_qdot_q8_fn lf_qdot_q8_kernel(lf_qtype t, const char *isa);
+const char *lf_qdot_q8_kernel_name(void); /* "avx512vnni", "avx2" or "plain" */
+
 /* IEEE half and bfloat16 conversions as ggml makes them (round to nearest even) */
 uint16_t lf_fp32_to_fp16(float f);
 float lf_fp16_to_fp32(uint16_t h);
@@ -57,6 +76,11 @@ float lf_bf16_to_fp32(uint16_t h);
  * dequantizing tiles of W into float32 for BLAS), backward_input (frozen weight: LoRA on a
  * quantized base, a quantized teacher), dequantize. NULL for F32 and unknown types. */
 const lf_storage_ops *lf_quant_storage_ops(lf_qtype t);
+/* The same type with int8 activations (act_q8 != 0) for Q8_0, Q4_0, Q4_1 and Q4_K: few rows run
+ * the integer dot kernels (lf_qdot_q8), many rows multiply the dequantized weights with the
+ * activations rounded the same way; the other types have float32 activations either way. */
+const lf_storage_ops *lf_quant_storage_ops_act(lf_qtype t, int act_q8);
+int lf_param_act_q8(const lf_param *p); /* 1 when p's storage runs int8 activations */
 lf_qtype lf_param_qtype(const lf_param *p); /* F32 when the tensor holds float32; (lf_qtype)-1 for a
                                                storage type not from lf_quant_storage_ops */
 
@@ -69,6 +93,7 @@ typedef struct {
     int include_embeddings; /* also the token embedding, and with it a tied head (GPT-2's position
                                embedding stays float32) */
     lf_qtype embed_type;    /* its type; zero (F32): lf_quant_default_embed_type(type) */
+    int act_q8;             /* the linear weights run int8 activations (lf_quant_storage_ops_act) */
 } lf_quant_opts;
 /* The embedding's type for a weight type, as lf_gguf_save picks it: the type itself for F16, BF16
  * and Q8_0, else Q8_0 (the embedding and a tied head see every token: llama.cpp's quantize keeps

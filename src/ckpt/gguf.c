@@ -580,7 +580,7 @@ void lf_gguf_permute_rows(void *dst, const void *src, int nheads, size_t rows, s
 /* Keeping a weight encoded: the model gets a copy of the tensor's bytes (rows back in our q/k order;
  * rows hold whole blocks, so they move whole), after a check that every value decodes finite (the
  * file is untrusted, and a NaN scale would otherwise surface only as NaN logits). */
-static lf_status keep_encoded(lf_model *m, lf_param *prm, const lf_gguf *g, const lf_gguf_tensor *t, int perm) {
+static lf_status keep_encoded(lf_model *m, lf_param *prm, const lf_gguf *g, const lf_gguf_tensor *t, int perm, int act_q8) {
     const qtype *q = find_qtype(t->type);
     size_t rows = (size_t)t->ne[1], rb = t->nbytes / rows, bpr = (size_t)t->ne[0] / q->blk, chunk = 64;
     float *tmp = malloc(chunk * (size_t)t->ne[0] * sizeof(float));
@@ -606,7 +606,7 @@ static lf_status keep_encoded(lf_model *m, lf_param *prm, const lf_gguf *g, cons
     free(tmp);
     if (perm) lf_gguf_permute_rows(copy, t->data, perm, rows, rb, 0);
     else memcpy(copy, t->data, t->nbytes);
-    lf_status st = lf_model_set_storage(m, prm, lf_quant_storage_ops((lf_qtype)t->type), copy, t->nbytes);
+    lf_status st = lf_model_set_storage(m, prm, lf_quant_storage_ops_act((lf_qtype)t->type, act_q8), copy, t->nbytes);
     if (st) free(copy);
     return st;
 }
@@ -674,7 +674,7 @@ lf_status lf_gguf_load_model_with(lf_model **out, const lf_gguf *g, const lf_ggu
                 continue;
             }
             if (pass == 1) {
-                if (keepable(prm, gn, t)) st = keep_encoded(m, prm, g, t, perm);
+                if (keepable(prm, gn, t)) st = keep_encoded(m, prm, g, t, perm, o->act_q8);
                 continue;
             }
             if (prm->qops) continue;

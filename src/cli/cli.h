@@ -27,7 +27,8 @@ int cli_load_adapters(lf_model *m, const char *list, const char *cmd);
 
 /* A model for inference (eval, generate): a GGUF file keeps its Q8_0/Q4_0/Q4_1/Q4_K/Q6_K linear
  * weights encoded unless keep is 0 (--dequantize); anything else loads as lf_model_load does.
- * cli_quant_option reads --keep-quantized / --dequantize into *keep (1 when a is one of them). */
+ * cli_quant_option reads --keep-quantized / --dequantize / --int8-activations / --float-activations
+ * into *keep (0 dequantized, 1 kept, 2 kept with int8 activations; returns 1 when a is one of them). */
 int cli_load_model(lf_model **m, const char *path, int keep);
 int cli_quant_option(const char *a, int *keep);
 /* the tokenizer that comes with a model: MODEL/tokenizer.json, or the GGUF file itself */

@@ -349,7 +349,10 @@ done:
 usage:
     fprintf(stderr, "usage: lmforge eval MODEL [--data] FILE|FOLDER|SHARD.bin [--tokenizer PATH] [--adapter DIR[,DIR]] [--context T]\n"
                     "                           [--stride S] [--batch B] [--limit N] [--json] [--keep-quantized | --dequantize]\n"
+                    "                           [--int8-activations | --float-activations]\n"
                     "           --limit N: only the first N tokens of the data\n"
+                    "           --int8-activations: a GGUF's quantized weights meet activations rounded to int8 blocks of 32\n"
+                    "           (llama.cpp's way; the integer kernels at batch 1), default float32 activations\n"
                     "       lmforge eval MODEL DATA --kld-base BASE [--chunks] [--kld-out FILE.tsv] [--context T] [--stride S] [--json]\n"
                     "           KL divergence of MODEL's next-token distributions from BASE's (same tokenizer), one window at\n"
                     "           a time; the windows of plain eval (every target once), or with --chunks llama-perplexity's\n"

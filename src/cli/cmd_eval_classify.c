@@ -483,6 +483,7 @@ usage:
             "                    [--max-tokens T] [--batch B] [--bootstrap N] [--seed S] [--tokenizer PATH]\n"
             "                    [--adapter DIR[:SCALE][,DIR...]] [--split val|test|train] [--verbalizer L=WORDS,..]\n"
             "                    [--json FILE [--per-example]] [--quiet] [--keep-quantized | --dequantize]\n"
+            "                    [--int8-activations | --float-activations]\n"
             "  DATA: a JSONL file of {\"text\", \"label\"} records, or a folder from lmforge prepare on labelled\n"
             "  data (its val.bin split, or --split's). Labels keep meta.json's order (or --labels, or first\n"
             "  appearance). --limit N: a JSONL file's first N records; a prepared split's fixed pseudo-random N.\n");

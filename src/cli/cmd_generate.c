@@ -139,6 +139,9 @@ usage:
     fprintf(stderr, "usage: lmforge generate MODEL [--prompt TEXT] [--max-tokens N] [--temperature T] [--top-k K]\n"
                     "                               [--top-p P] [--seed S] [--greedy] [--ignore-eos] [--tokenizer PATH]\n"
                     "                               [--adapter DIR[:SCALE][,DIR...]] [--keep-quantized | --dequantize] [--json]\n"
+                    "                               [--int8-activations | --float-activations]\n"
+                    "  --int8-activations  a GGUF's quantized weights run integer dot products with activations rounded\n"
+                    "          to int8 blocks of 32 (llama.cpp's way); default float32 activations (eval --kld-base measures both)\n"
                     "  --json  no text: one JSON line with the prompt's and the new token ids, the prompt's time and\n"
                     "          the generation's (from the first new token on: one decode step per token) in tokens/s\n");
     return 2;

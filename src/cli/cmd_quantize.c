@@ -55,7 +55,7 @@ int cmd_quantize(int argc, char **argv) {
     }
     lf_model *m = NULL;
     int gguf = lf_is_gguf(model);
-    lf_gguf_load_opts lo = {1};
+    lf_gguf_load_opts lo = {.keep_quantized = 1};
     if (gguf ? lf_gguf_load_with(&m, NULL, model, &lo) : lf_model_load(&m, model)) return cli_fail("quantize");
     char p[4096];
     cli_model_tokenizer(model, p, sizeof p);

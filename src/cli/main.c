@@ -51,15 +51,17 @@ void cli_model_tokenizer(const char *model, char *buf, size_t cap) {
 
 int cli_load_model(lf_model **m, const char *path, int keep) {
     if (keep && lf_is_gguf(path)) {
-        lf_gguf_load_opts o = {1};
+        lf_gguf_load_opts o = {.keep_quantized = 1, .act_q8 = keep == 2};
         return lf_gguf_load_with(m, NULL, path, &o) == LF_OK ? 0 : -1;
     }
     return lf_model_load(m, path) == LF_OK ? 0 : -1;
 }
 
 int cli_quant_option(const char *a, int *keep) {
-    if (!strcmp(a, "--keep-quantized")) *keep = 1;
+    if (!strcmp(a, "--keep-quantized")) *keep = *keep == 2 ? 2 : 1;
     else if (!strcmp(a, "--dequantize")) *keep = 0;
+    else if (!strcmp(a, "--int8-activations")) *keep = 2;
+    else if (!strcmp(a, "--float-activations")) *keep = *keep ? 1 : 0;
     else return 0;
     return 1;
 }

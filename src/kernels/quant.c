@@ -568,6 +568,14 @@ static float dot_q6_k_plain(const void *row, const float *x, int64_t n) {
  * converted and multiplied with x, the block sum scaled once. */
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
 
+/* a block's f16 scale by F16C's one instruction (the portable ldh's bit manipulation costs more
+ * than the rest of a Q4 block's dot); the same value: half to single is exact */
+__attribute__((target("f16c"))) static inline float ldh_hw(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return _cvtsh_ss(h);
+}
+
 AVX2 static inline float hsum8(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -612,7 +620,7 @@ AVX2 static float dot_f16_avx2(const void *row, const float *x, int64_t n) {
         a1 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(s + 2 * i + 16))), _mm256_loadu_ps(x + i + 8), a1);
     }
     float acc = hsum8(_mm256_add_ps(a0, a1));
-    for (; i < n; i++) acc += ldh(s + 2 * i) * x[i];
+    for (; i < n; i++) acc += ldh_hw(s + 2 * i) * x[i];
     return acc;
 }
 
@@ -635,7 +643,7 @@ AVX2 static float dot_q8_0_avx2(const void *row, const float *x, int64_t n) {
     for (int64_t b = 0; b < n / QK; b++, s += Q8_0_B, x += QK) {
         __m256 v = dot16_i8(_mm_loadu_si128((const __m128i *)(s + 2)), x, _mm256_setzero_ps());
         v = dot16_i8(_mm_loadu_si128((const __m128i *)(s + 18)), x + 16, v);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(ldh(s)), v, acc);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(ldh_hw(s)), v, acc);
     }
     return hsum8(acc);
 }
@@ -648,7 +656,7 @@ AVX2 static float dot_q4_0_avx2(const void *row, const float *x, int64_t n) {
         __m128i raw = _mm_loadu_si128((const __m128i *)(s + 2));
         __m128i lo = _mm_sub_epi8(_mm_and_si128(raw, m4), e8), hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(raw, 4), m4), e8);
         __m256 v = dot16_i8(hi, x + 16, dot16_i8(lo, x, _mm256_setzero_ps()));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(ldh(s)), v, acc);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(ldh_hw(s)), v, acc);
     }
     return hsum8(acc);
 }
@@ -662,8 +670,8 @@ AVX2 static float dot_q4_1_avx2(const void *row, const float *x, int64_t n) {
         __m128i lo = _mm_and_si128(raw, m4), hi = _mm_and_si128(_mm_srli_epi16(raw, 4), m4);
         __m256 v = dot16_u8(hi, x + 16, dot16_u8(lo, x, _mm256_setzero_ps()));
         __m256 sx = sum16(x + 16, sum16(x, _mm256_setzero_ps()));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(ldh(s)), v, acc);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(ldh(s + 2)), sx, acc);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(ldh_hw(s)), v, acc);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(ldh_hw(s + 2)), sx, acc);
     }
     return hsum8(acc);
 }
@@ -673,7 +681,7 @@ AVX2 static float dot_q4_k_avx2(const void *row, const float *x, int64_t n) {
     const __m128i m4 = _mm_set1_epi8(15);
     __m256 acc = _mm256_setzero_ps();
     for (int64_t b = 0; b < n / QKK; b++, s += Q4_K_B) {
-        float d = ldh(s), dmin = ldh(s + 2);
+        float d = ldh_hw(s), dmin = ldh_hw(s + 2);
         const uint8_t *q = s + 16;
         for (int j = 0; j < 8; j += 2, q += 32, x += 64) {
             __m128i r0 = _mm_loadu_si128((const __m128i *)q), r1 = _mm_loadu_si128((const __m128i *)(q + 16));
@@ -710,7 +718,7 @@ AVX2 static float dot_q6_k_avx2(const void *row, const float *x, int64_t n) {
     const uint8_t *s = row;
     __m256 acc = _mm256_setzero_ps();
     for (int64_t b = 0; b < n / QKK; b++, s += Q6_K_B) {
-        float d = ldh(s + 208);
+        float d = ldh_hw(s + 208);
         const int8_t *sc = (const int8_t *)(s + 192);
         for (int h = 0; h < 2; h++, x += 128) {
             __m256i lv[4];
@@ -754,7 +762,7 @@ AVX512 static float dot_f16_avx512(const void *row, const float *x, int64_t n) {
         a1 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(s + 2 * i + 32))), _mm512_loadu_ps(x + i + 16), a1);
     }
     float acc = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
-    for (; i < n; i++) acc += ldh(s + 2 * i) * x[i];
+    for (; i < n; i++) acc += ldh_hw(s + 2 * i) * x[i];
     return acc;
 }
 
@@ -777,7 +785,7 @@ AVX512 static float dot_q8_0_avx512(const void *row, const float *x, int64_t n) 
     for (int64_t b = 0; b < n / QK; b++, s += Q8_0_B, x += QK) {
         __m512 v = _mm512_mul_ps(i8f16(_mm_loadu_si128((const __m128i *)(s + 2))), _mm512_loadu_ps(x));
         v = _mm512_fmadd_ps(i8f16(_mm_loadu_si128((const __m128i *)(s + 18))), _mm512_loadu_ps(x + 16), v);
-        acc = _mm512_fmadd_ps(_mm512_set1_ps(ldh(s)), v, acc);
+        acc = _mm512_fmadd_ps(_mm512_set1_ps(ldh_hw(s)), v, acc);
     }
     return _mm512_reduce_add_ps(acc);
 }
@@ -791,7 +799,7 @@ AVX512 static float dot_q4_0_avx512(const void *row, const float *x, int64_t n) 
         __m128i lo = _mm_sub_epi8(_mm_and_si128(raw, m4), e8), hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(raw, 4), m4), e8);
         __m512 v = _mm512_mul_ps(i8f16(lo), _mm512_loadu_ps(x));
         v = _mm512_fmadd_ps(i8f16(hi), _mm512_loadu_ps(x + 16), v);
-        acc = _mm512_fmadd_ps(_mm512_set1_ps(ldh(s)), v, acc);
+        acc = _mm512_fmadd_ps(_mm512_set1_ps(ldh_hw(s)), v, acc);
     }
     return _mm512_reduce_add_ps(acc);
 }
@@ -805,8 +813,8 @@ AVX512 static float dot_q4_1_avx512(const void *row, const float *x, int64_t n) 
         __m512 x0 = _mm512_loadu_ps(x), x1 = _mm512_loadu_ps(x + 16);
         __m512 v = _mm512_mul_ps(u8f16(_mm_and_si128(raw, m4)), x0);
         v = _mm512_fmadd_ps(u8f16(_mm_and_si128(_mm_srli_epi16(raw, 4), m4)), x1, v);
-        acc = _mm512_fmadd_ps(_mm512_set1_ps(ldh(s)), v, acc);
-        acc = _mm512_fmadd_ps(_mm512_set1_ps(ldh(s + 2)), _mm512_add_ps(x0, x1), acc);
+        acc = _mm512_fmadd_ps(_mm512_set1_ps(ldh_hw(s)), v, acc);
+        acc = _mm512_fmadd_ps(_mm512_set1_ps(ldh_hw(s + 2)), _mm512_add_ps(x0, x1), acc);
     }
     return _mm512_reduce_add_ps(acc);
 }
@@ -816,7 +824,7 @@ AVX512 static float dot_q4_k_avx512(const void *row, const float *x, int64_t n) 
     const __m128i m4 = _mm_set1_epi8(15);
     __m512 acc = _mm512_setzero_ps();
     for (int64_t b = 0; b < n / QKK; b++, s += Q4_K_B) {
-        float d = ldh(s), dmin = ldh(s + 2);
+        float d = ldh_hw(s), dmin = ldh_hw(s + 2);
         const uint8_t *q = s + 16;
         for (int j = 0; j < 8; j += 2, q += 32, x += 64) {
             __m128i r0 = _mm_loadu_si128((const __m128i *)q), r1 = _mm_loadu_si128((const __m128i *)(q + 16));
@@ -840,7 +848,7 @@ AVX512 static float dot_q6_k_avx512(const void *row, const float *x, int64_t n) 
     const uint8_t *s = row;
     __m512 acc = _mm512_setzero_ps();
     for (int64_t b = 0; b < n / QKK; b++, s += Q6_K_B) {
-        float d = ldh(s + 208);
+        float d = ldh_hw(s + 208);
         const int8_t *sc = (const int8_t *)(s + 192);
         for (int h = 0; h < 2; h++, x += 128) {
             __m256i lv[4];
@@ -889,8 +897,10 @@ static lf_qdot_fn kernel_of(lf_qtype t, int isa) {
     return NULL;
 }
 
-/* the best instruction set this CPU has (read on every call: cheap, and no global to set up) */
-static int cpu_isa(void) {
+/* the best instruction set this CPU has, read once: CPUID is slow (in a virtual machine it exits
+ * to the hypervisor, microseconds), and the storage types ask for their kernel on every call. The
+ * cached value is a fact about the CPU, not state: two threads racing to fill it store the same. */
+static int detect_isa(void) {
 #ifdef LF_QX86
     unsigned a, b, c, d; /* F16C from CPUID leaf 1 (clang's __builtin_cpu_supports does not know it) */
     __builtin_cpu_init();
@@ -900,6 +910,13 @@ static int cpu_isa(void) {
 #else
     return 0;
 #endif
+}
+
+static int cpu_isa(void) {
+    static int isa = -1;
+    int v = __atomic_load_n(&isa, __ATOMIC_RELAXED);
+    if (v < 0) __atomic_store_n(&isa, v = detect_isa(), __ATOMIC_RELAXED);
+    return v;
 }
 
 static const char *const isa_names[3] = {"plain", "avx2", "avx512"};
@@ -918,4 +935,271 @@ float lf_qdot(lf_qtype t, const void *row, const float *x, int64_t n) {
     lf_qdot_fn f = kernel_of(t, cpu_isa());
     LF_ASSERT(f);
     return f(row, x, n);
+}
+
+/* ---------------------------------------------------------------- integer dots (int8 activations) */
+
+/* one block of 32 quantized activations: x ≈ d·q, sum = Σq (for the types with an offset) */
+typedef struct {
+    float d;
+    int32_t sum;
+    int8_t q[QK];
+} q8a;
+_Static_assert(sizeof(q8a) == LF_Q8A_BYTES, "q8a block layout");
+
+void lf_quantize_act_q8(const float *x, void *dst, int64_t n) {
+    q8a *y = dst;
+    for (int64_t b = 0; b < n / QK; b++, x += QK, y++) {
+        float amax = 0;
+        for (int j = 0; j < QK; j++) amax = fmaxf(amax, fabsf(x[j]));
+        float d = amax / 127.0f, id = d > 0 ? 1.0f / d : 0.0f;
+        int32_t sum = 0;
+        for (int j = 0; j < QK; j++) {
+            int v = clampi(nearest_int(x[j] * id), -127, 127); /* NaN/inf activations: d is NaN/inf, so is the dot */
+            y->q[j] = (int8_t)v;
+            sum += v;
+        }
+        y->d = d;
+        y->sum = sum;
+    }
+}
+
+void lf_dequantize_act_q8(const void *src, float *x, int64_t n) {
+    const q8a *y = src;
+    for (int64_t b = 0; b < n / QK; b++, x += QK, y++)
+        for (int j = 0; j < QK; j++) x[j] = y->d * (float)y->q[j];
+}
+
+/* the reference: each block's integer dot exact, scaled and summed in double */
+float lf_qdot_q8_ref(lf_qtype t, const void *row, const void *xq, int64_t n) {
+    const uint8_t *s = row;
+    const q8a *y = xq;
+    double acc = 0;
+    switch (t) {
+    case LF_QT_Q8_0:
+        for (int64_t b = 0; b < n / QK; b++, s += Q8_0_B, y++) {
+            const int8_t *w = (const int8_t *)(s + 2); /* not (int8_t)s[j]: see idot_q8_0_plain */
+            int32_t dot = 0;
+            for (int j = 0; j < QK; j++) dot += w[j] * y->q[j];
+            acc += (double)ldh(s) * y->d * dot;
+        }
+        break;
+    case LF_QT_Q4_0:
+    case LF_QT_Q4_1: {
+        int off = t == LF_QT_Q4_0 ? 2 : 4;
+        for (int64_t b = 0; b < n / QK; b++, s += t == LF_QT_Q4_0 ? Q4_0_B : Q4_1_B, y++) {
+            int32_t dot = 0;
+            for (int j = 0; j < QK / 2; j++) dot += (s[off + j] & 15) * y->q[j] + (s[off + j] >> 4) * y->q[j + 16];
+            if (t == LF_QT_Q4_0) acc += (double)ldh(s) * y->d * (dot - 8 * y->sum);
+            else acc += (double)ldh(s) * y->d * dot + (double)ldh(s + 2) * y->d * y->sum;
+        }
+        break;
+    }
+    case LF_QT_Q4_K:
+        for (int64_t b = 0; b < n / QKK; b++, s += Q4_K_B) {
+            double d = ldh(s), dmin = ldh(s + 2);
+            const uint8_t *q = s + 16;
+            for (int j = 0; j < 8; j++, y++) {
+                int32_t dot = 0;
+                for (int l = 0; l < QK; l++) dot += (j & 1 ? q[(j / 2) * 32 + l] >> 4 : q[(j / 2) * 32 + l] & 15) * y->q[l];
+                int sc, mn;
+                scale_min_k4(j, s + 4, &sc, &mn);
+                acc += d * sc * y->d * dot - dmin * mn * y->d * y->sum;
+            }
+        }
+        break;
+    default:
+        LF_ASSERT(!"lf_qdot_q8_ref: no integer kernel for this type");
+    }
+    return (float)acc;
+}
+
+/* plain C: the same factored sums, block by block in float */
+static float idot_q8_0_plain(const void *row, const void *xq, int64_t n) {
+    const uint8_t *s = row;
+    const q8a *y = xq;
+    float acc = 0;
+    for (int64_t b = 0; b < n / QK; b++, s += Q8_0_B, y++) {
+        /* the weights read through a signed pointer: GCC 12.2 at -O3 -march=native turns the loop
+         * Σ (int8_t)u8[j]·i8[j] into VNNI's unsigned-by-signed vpdpbusd, dropping the cast's sign
+         * (wrong sums; found by test_int8_dots), and gets this form right */
+        const int8_t *w = (const int8_t *)(s + 2);
+        int32_t dot = 0;
+        for (int j = 0; j < QK; j++) dot += w[j] * y->q[j];
+        acc += ldh(s) * y->d * (float)dot;
+    }
+    return acc;
+}
+static float idot_q4_plain(const void *row, const void *xq, int64_t n, int q41) {
+    const uint8_t *s = row;
+    const q8a *y = xq;
+    int off = q41 ? 4 : 2;
+    float acc = 0;
+    for (int64_t b = 0; b < n / QK; b++, s += q41 ? Q4_1_B : Q4_0_B, y++) {
+        int32_t dot = 0;
+        for (int j = 0; j < QK / 2; j++) dot += (s[off + j] & 15) * y->q[j] + (s[off + j] >> 4) * y->q[j + 16];
+        acc += q41 ? ldh(s) * y->d * (float)dot + ldh(s + 2) * y->d * (float)y->sum : ldh(s) * y->d * (float)(dot - 8 * y->sum);
+    }
+    return acc;
+}
+static float idot_q4_0_plain(const void *row, const void *xq, int64_t n) { return idot_q4_plain(row, xq, n, 0); }
+static float idot_q4_1_plain(const void *row, const void *xq, int64_t n) { return idot_q4_plain(row, xq, n, 1); }
+static float idot_q4_k_plain(const void *row, const void *xq, int64_t n) {
+    const uint8_t *s = row;
+    const q8a *y = xq;
+    float acc = 0;
+    for (int64_t b = 0; b < n / QKK; b++, s += Q4_K_B) {
+        float d = ldh(s), dmin = ldh(s + 2);
+        for (int j = 0; j < 8; j++, y++) {
+            const uint8_t *q = s + 16 + (j / 2) * 32;
+            int32_t dot = 0;
+            for (int l = 0; l < QK; l++) dot += (j & 1 ? q[l] >> 4 : q[l] & 15) * y->q[l];
+            int sc, mn;
+            scale_min_k4(j, s + 4, &sc, &mn);
+            acc += d * (float)sc * y->d * (float)dot - dmin * (float)mn * y->d * (float)y->sum;
+        }
+    }
+    return acc;
+}
+
+#ifdef LF_QX86
+/* x86: 32 bytes of weights (unsigned: nibbles, or |w| with the sign moved onto the activations)
+ * times 32 int8 activations -> 8 int32 partial sums: AVX2's maddubs (pairs to int16; no overflow:
+ * at most 2·127·127) then madd with ones, or one VNNI dpbusd. Each block's sums become floats and
+ * meet the two scales in one FMA; the offset terms (Q4_0's -8, Q4_1's and Q4_K's minimums) use the
+ * activation block's integer sum, in a scalar accumulator. */
+#define IDOT_AVX2(u, v) _mm256_madd_epi16(_mm256_maddubs_epi16((u), (v)), _mm256_set1_epi16(1))
+#define IDOT_VNNI(u, v) _mm256_dpbusd_epi32(_mm256_setzero_si256(), (u), (v))
+#define TGT_AVX2 __attribute__((target("avx2,fma,f16c")))
+#define TGT_VNNI __attribute__((target("avx512vnni,avx512vl,avx512f,avx2,fma,f16c")))
+
+#define IDOT_KERNELS(SFX, TGT, IDOT)                                                                   \
+    /* the 32 nibbles of 16 bytes in value order: low nibbles (values 0..15), then high (16..31) */    \
+    TGT static inline __m256i nibbles_##SFX(const uint8_t *p) {                                        \
+        __m128i b = _mm_loadu_si128((const __m128i *)p), m = _mm_set1_epi8(15);                        \
+        return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(b, 4), m), _mm_and_si128(b, m));          \
+    }                                                                                                  \
+    TGT static inline float hsum_##SFX(__m256 v) {                                                     \
+        __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));                 \
+        s = _mm_add_ps(s, _mm_movehl_ps(s, s));                                                        \
+        s = _mm_add_ss(s, _mm_movehdup_ps(s));                                                         \
+        return _mm_cvtss_f32(s);                                                                       \
+    }                                                                                                  \
+    TGT static float idot_q8_0_##SFX(const void *row, const void *xq, int64_t n) {                     \
+        const uint8_t *s = row;                                                                        \
+        const q8a *y = xq;                                                                             \
+        __m256 acc = _mm256_setzero_ps();                                                              \
+        for (int64_t b = 0; b < n / QK; b++, s += Q8_0_B, y++) {                                       \
+            __m256i w = _mm256_loadu_si256((const __m256i *)(s + 2));                                  \
+            __m256i x = _mm256_loadu_si256((const __m256i *)y->q);                                     \
+            __m256i p = IDOT(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));                          \
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(ldh_hw(s) * y->d), _mm256_cvtepi32_ps(p), acc);          \
+        }                                                                                              \
+        return hsum_##SFX(acc);                                                                        \
+    }                                                                                                  \
+    TGT static float idot_q4_0_##SFX(const void *row, const void *xq, int64_t n) {                     \
+        const uint8_t *s = row;                                                                        \
+        const q8a *y = xq;                                                                             \
+        __m256 acc = _mm256_setzero_ps();                                                              \
+        float off = 0;                                                                                 \
+        for (int64_t b = 0; b < n / QK; b++, s += Q4_0_B, y++) {                                       \
+            float dd = ldh_hw(s) * y->d;                                                                  \
+            __m256i p = IDOT(nibbles_##SFX(s + 2), _mm256_loadu_si256((const __m256i *)y->q));               \
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(dd), _mm256_cvtepi32_ps(p), acc);                     \
+            off += dd * (float)y->sum;                                                                 \
+        }                                                                                              \
+        return hsum_##SFX(acc) - 8.0f * off;                                                           \
+    }                                                                                                  \
+    TGT static float idot_q4_1_##SFX(const void *row, const void *xq, int64_t n) {                     \
+        const uint8_t *s = row;                                                                        \
+        const q8a *y = xq;                                                                             \
+        __m256 acc = _mm256_setzero_ps();                                                              \
+        float off = 0;                                                                                 \
+        for (int64_t b = 0; b < n / QK; b++, s += Q4_1_B, y++) {                                       \
+            __m256i p = IDOT(nibbles_##SFX(s + 4), _mm256_loadu_si256((const __m256i *)y->q));               \
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(ldh_hw(s) * y->d), _mm256_cvtepi32_ps(p), acc);          \
+            off += ldh_hw(s + 2) * y->d * (float)y->sum;                                                  \
+        }                                                                                              \
+        return hsum_##SFX(acc) + off;                                                                  \
+    }                                                                                                  \
+    TGT static float idot_q4_k_##SFX(const void *row, const void *xq, int64_t n) {                     \
+        const uint8_t *s = row;                                                                        \
+        const q8a *y = xq;                                                                             \
+        __m256 acc = _mm256_setzero_ps();                                                              \
+        float off = 0;                                                                                 \
+        const __m256i m4 = _mm256_set1_epi8(15);                                                       \
+        for (int64_t b = 0; b < n / QKK; b++, s += Q4_K_B) {                                           \
+            float d = ldh_hw(s), dmin = ldh_hw(s + 2);                                                 \
+            int sc[8], mn[8];                                                                          \
+            for (int j = 0; j < 8; j++) scale_min_k4(j, s + 4, &sc[j], &mn[j]);                        \
+            for (int j = 0; j < 8; j += 2, y += 2) {                                                   \
+                __m256i q = _mm256_loadu_si256((const __m256i *)(s + 16 + (j / 2) * 32));              \
+                int sc0 = sc[j], mn0 = mn[j], sc1 = sc[j + 1], mn1 = mn[j + 1];                        \
+                __m256i p0 = IDOT(_mm256_and_si256(q, m4), _mm256_loadu_si256((const __m256i *)y[0].q)); \
+                __m256i p1 = IDOT(_mm256_and_si256(_mm256_srli_epi16(q, 4), m4),                        \
+                                  _mm256_loadu_si256((const __m256i *)y[1].q));                        \
+                acc = _mm256_fmadd_ps(_mm256_set1_ps(d * (float)sc0 * y[0].d), _mm256_cvtepi32_ps(p0), acc); \
+                acc = _mm256_fmadd_ps(_mm256_set1_ps(d * (float)sc1 * y[1].d), _mm256_cvtepi32_ps(p1), acc); \
+                off += dmin * ((float)mn0 * y[0].d * (float)y[0].sum + (float)mn1 * y[1].d * (float)y[1].sum); \
+            }                                                                                          \
+        }                                                                                              \
+        return hsum_##SFX(acc) - off;                                                                  \
+    }
+
+IDOT_KERNELS(avx2, TGT_AVX2, IDOT_AVX2)
+IDOT_KERNELS(vnni, TGT_VNNI, IDOT_VNNI)
+#endif
+
+/* isa: 0 plain, 1 AVX2, 2 AVX-512 VNNI (256-bit) */
+static lf_qdot_q8_fn ikernel_of(lf_qtype t, int isa) {
+#ifdef LF_QX86
+    static const struct {
+        lf_qtype t;
+        lf_qdot_q8_fn f[3];
+    } tab[] = {
+        {LF_QT_Q8_0, {idot_q8_0_plain, idot_q8_0_avx2, idot_q8_0_vnni}},
+        {LF_QT_Q4_0, {idot_q4_0_plain, idot_q4_0_avx2, idot_q4_0_vnni}},
+        {LF_QT_Q4_1, {idot_q4_1_plain, idot_q4_1_avx2, idot_q4_1_vnni}},
+        {LF_QT_Q4_K, {idot_q4_k_plain, idot_q4_k_avx2, idot_q4_k_vnni}},
+    };
+#else
+    static const struct {
+        lf_qtype t;
+        lf_qdot_q8_fn f[1];
+    } tab[] = {{LF_QT_Q8_0, {idot_q8_0_plain}}, {LF_QT_Q4_0, {idot_q4_0_plain}}, {LF_QT_Q4_1, {idot_q4_1_plain}},
+               {LF_QT_Q4_K, {idot_q4_k_plain}}};
+    if (isa > 0) return NULL;
+#endif
+    for (size_t i = 0; i < sizeof tab / sizeof *tab; i++)
+        if (tab[i].t == t) return tab[i].f[isa];
+    return NULL;
+}
+
+static int detect_iisa(void) {
+#ifdef LF_QX86
+    if (cpu_isa() == 0) return 0;
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vl") ? 2 : 1;
+#else
+    return 0;
+#endif
+}
+
+static int cpu_iisa(void) { /* read once, as cpu_isa */
+    static int isa = -1;
+    int v = __atomic_load_n(&isa, __ATOMIC_RELAXED);
+    if (v < 0) __atomic_store_n(&isa, v = detect_iisa(), __ATOMIC_RELAXED);
+    return v;
+}
+
+static const char *const iisa_names[3] = {"plain", "avx2", "avx512vnni"};
+
+const char *lf_qdot_q8_kernel_name(void) { return iisa_names[cpu_iisa()]; }
+
+lf_qdot_q8_fn lf_qdot_q8_kernel(lf_qtype t, const char *isa) {
+    int best = cpu_iisa();
+    if (!isa) return ikernel_of(t, best);
+    for (int i = 0; i < 3; i++)
+        if (strcmp(isa, iisa_names[i]) == 0) return i <= best ? ikernel_of(t, i) : NULL;
+    return NULL;
 }

@@ -114,6 +114,46 @@ static void qlookup(lf_qtype t, const lf_param *w, const int32_t *ids, size_t n,
     for (size_t i = 0; i < n; i++) lf_dequantize_row(t, q + (size_t)ids[i] * rb, dst + i * (size_t)IC, IC);
 }
 
+/* ---- int8 activations (llama.cpp's way): each row of activations quantized to blocks of 32 int8
+ * (lf_quantize_act_q8), the weight rows dotted with them in integer arithmetic. The GEMM path gives
+ * the same numbers (up to summation order) by multiplying the dequantized weights with the
+ * activations quantized and decoded again, so evaluation measures what generation computes. */
+
+/* xq (N, IC/32 blocks) = inp (N,IC, stride ldi) quantized; NULL when out of memory */
+static uint8_t *quantize_acts(const float *inp, int ldi, size_t N, int IC) {
+    size_t rowq = (size_t)(IC / 32) * LF_Q8A_BYTES;
+    uint8_t *xq = malloc(N * rowq);
+    if (!xq) return NULL;
+#pragma omp parallel for schedule(static) if (N * (size_t)IC >= PAR_MIN)
+    for (size_t n = 0; n < N; n++) lf_quantize_act_q8(inp + n * (size_t)ldi, xq + n * rowq, IC);
+    return xq;
+}
+
+static void qforward_a8(lf_qtype t, float *out, int ldo, const float *inp, int ldi, const lf_param *w, const float *bias,
+                        size_t N) {
+    int OC = (int)w->shape[0], IC = (int)w->shape[1];
+    size_t rowq = (size_t)(IC / 32) * LF_Q8A_BYTES, rb = row_bytes(t, w);
+    uint8_t *xq = quantize_acts(inp, ldi, N, IC);
+    LF_ASSERT(xq && "int8 activations: out of memory for the quantized activations");
+    if (N <= SMALL_N) {
+        lf_qdot_q8_fn dot = lf_qdot_q8_kernel(t, NULL);
+        const uint8_t *q = w->qdata;
+#pragma omp parallel for schedule(static) if ((size_t)OC * IC * N >= PAR_MIN)
+        for (int o = 0; o < OC; o++) {
+            float b = bias ? bias[o] : 0.0f;
+            for (size_t n = 0; n < N; n++) out[n * ldo + o] = dot(q + (size_t)o * rb, xq + n * rowq, IC) + b;
+        }
+    } else {
+        float *xf = malloc(sizeof(float) * N * (size_t)IC);
+        LF_ASSERT(xf && "int8 activations: out of memory for the decoded activations");
+#pragma omp parallel for schedule(static)
+        for (size_t n = 0; n < N; n++) lf_dequantize_act_q8(xq + n * rowq, xf + n * (size_t)IC, IC);
+        qforward(t, out, ldo, xf, IC, w, bias, N);
+        free(xf);
+    }
+    free(xq);
+}
+
 /* one set of lf_storage_ops per type: the ops carry no type argument */
 #define QTYPE_OPS(id, T, nm)                                                                                         \
     static void fwd_##id(float *out, int ldo, const float *inp, int ldi, const lf_param *w, const float *bias, size_t N) { \
@@ -126,6 +166,15 @@ static void qlookup(lf_qtype t, const lf_param *w, const int32_t *ids, size_t n,
     static void look_##id(const lf_param *w, const int32_t *ids, size_t n, float *dst) { qlookup(T, w, ids, n, dst); } \
     static const lf_storage_ops ops_##id = {nm, fwd_##id, bwd_##id, deq_##id, look_##id};
 
+/* the int8-activation twin of a type: the same encoding, dequantize, lookups and backward (the
+ * gradient passes straight through the activations' rounding) */
+#define QTYPE_OPS_A8(id, T, nm)                                                                                      \
+    static void fwd8_##id(float *out, int ldo, const float *inp, int ldi, const lf_param *w, const float *bias,      \
+                          size_t N) {                                                                                \
+        qforward_a8(T, out, ldo, inp, ldi, w, bias, N);                                                              \
+    }                                                                                                                \
+    static const lf_storage_ops ops8_##id = {nm, fwd8_##id, bwd_##id, deq_##id, look_##id};
+
 QTYPE_OPS(f16, LF_QT_F16, "f16")
 QTYPE_OPS(bf16, LF_QT_BF16, "bf16")
 QTYPE_OPS(q8_0, LF_QT_Q8_0, "q8_0")
@@ -133,13 +182,18 @@ QTYPE_OPS(q4_0, LF_QT_Q4_0, "q4_0")
 QTYPE_OPS(q4_1, LF_QT_Q4_1, "q4_1")
 QTYPE_OPS(q4_k, LF_QT_Q4_K, "q4_k")
 QTYPE_OPS(q6_k, LF_QT_Q6_K, "q6_k")
+QTYPE_OPS_A8(q8_0, LF_QT_Q8_0, "q8_0 (int8 activations)")
+QTYPE_OPS_A8(q4_0, LF_QT_Q4_0, "q4_0 (int8 activations)")
+QTYPE_OPS_A8(q4_1, LF_QT_Q4_1, "q4_1 (int8 activations)")
+QTYPE_OPS_A8(q4_k, LF_QT_Q4_K, "q4_k (int8 activations)")
 
 static const struct {
     lf_qtype t;
-    const lf_storage_ops *ops;
+    const lf_storage_ops *ops, *ops8; /* float32 activations; int8 (the same where no integer kernel) */
 } storage[] = {
-    {LF_QT_F16, &ops_f16},   {LF_QT_BF16, &ops_bf16}, {LF_QT_Q8_0, &ops_q8_0}, {LF_QT_Q4_0, &ops_q4_0},
-    {LF_QT_Q4_1, &ops_q4_1}, {LF_QT_Q4_K, &ops_q4_k}, {LF_QT_Q6_K, &ops_q6_k},
+    {LF_QT_F16, &ops_f16, &ops_f16},      {LF_QT_BF16, &ops_bf16, &ops_bf16}, {LF_QT_Q8_0, &ops_q8_0, &ops8_q8_0},
+    {LF_QT_Q4_0, &ops_q4_0, &ops8_q4_0}, {LF_QT_Q4_1, &ops_q4_1, &ops8_q4_1}, {LF_QT_Q4_K, &ops_q4_k, &ops8_q4_k},
+    {LF_QT_Q6_K, &ops_q6_k, &ops_q6_k},
 };
 
 const lf_storage_ops *lf_quant_storage_ops(lf_qtype t) {
@@ -148,13 +202,25 @@ const lf_storage_ops *lf_quant_storage_ops(lf_qtype t) {
     return NULL;
 }
 
+const lf_storage_ops *lf_quant_storage_ops_act(lf_qtype t, int act_q8) {
+    for (size_t i = 0; i < sizeof storage / sizeof *storage; i++)
+        if (storage[i].t == t) return act_q8 ? storage[i].ops8 : storage[i].ops;
+    return NULL;
+}
+
+int lf_param_act_q8(const lf_param *p) {
+    for (size_t i = 0; p->qops && i < sizeof storage / sizeof *storage; i++)
+        if (storage[i].ops8 == p->qops && storage[i].ops8 != storage[i].ops) return 1;
+    return 0;
+}
+
 lf_qtype lf_quant_default_embed_type(lf_qtype type) {
     return type == LF_QT_F32 || type == LF_QT_F16 || type == LF_QT_BF16 || type == LF_QT_Q8_0 ? type : LF_QT_Q8_0;
 }
 
 lf_qtype lf_param_qtype(const lf_param *p) {
     for (size_t i = 0; p->qops && i < sizeof storage / sizeof *storage; i++)
-        if (storage[i].ops == p->qops) return storage[i].t;
+        if (storage[i].ops == p->qops || storage[i].ops8 == p->qops) return storage[i].t;
     return p->qops ? (lf_qtype)-1 : LF_QT_F32;
 }
 
@@ -246,7 +312,7 @@ lf_status lf_quant_model(lf_model *m, const lf_quant_opts *o, lf_quant_report *r
         size_t before = j->p->numel * sizeof(float);
         if (j->p->mask) lf_model_set_mask(m, j->p, NULL); /* pruned zeros are in the values; the frozen
                                                                weight needs no mask to keep them */
-        st = lf_model_set_storage(m, j->p, lf_quant_storage_ops(j->t), j->q, j->bytes);
+        st = lf_model_set_storage(m, j->p, lf_quant_storage_ops_act(j->t, o->act_q8), j->q, j->bytes);
         if (st) break;
         j->q = NULL; /* the model owns it now */
         if (rep) {

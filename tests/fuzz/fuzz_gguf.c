@@ -57,7 +57,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         t = NULL;
     }
     lf_model *k;
-    lf_gguf_load_opts keep = {1};
+    lf_gguf_load_opts keep = {.keep_quantized = 1};
     FUZZ_CHECK(lf_gguf_load_with(&k, NULL, path, &keep) == LF_OK, "loads dequantized but not kept quantized: %s",
                lf_last_error());
     same_values(m, k, "kept quantized");
