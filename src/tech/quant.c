@@ -24,6 +24,11 @@
 enum { SMALL_N = 4 };
 enum { TILE_FLOATS = 1 << 18 }; /* 1 MiB of float32 rows: fits L2 on current CPUs, big enough for GEMM */
 enum { PAR_MIN = 1 << 15 };     /* weights below which a loop stays on one thread (a fork costs more) */
+/* the dot paths' threshold in weights × rows: a 256 × 256 weight of the main job's model is ~37 KB
+ * in Q4_0, a few microseconds on one core, which a parallel region's start and barrier match; and
+ * when another process holds a core, each barrier also waits for a descheduled thread (decoding
+ * the KJV model at 2 threads on a busy 2-core machine ran 20-60x slower than at 1) */
+enum { PAR_MIN_DOT = 1 << 18 };
 
 static size_t row_bytes(lf_qtype t, const lf_param *w) { return lf_qtype_row_bytes(t, w->shape[1]); }
 
@@ -51,7 +56,7 @@ static void forward_dot(lf_qtype t, float *out, int ldo, const float *inp, int l
     size_t rb = row_bytes(t, w);
     const uint8_t *q = w->qdata;
     lf_qdot_fn dot = lf_qdot_kernel(t, NULL);
-#pragma omp parallel for schedule(static) if ((size_t)OC * IC * N >= PAR_MIN)
+#pragma omp parallel for schedule(static) if ((size_t)OC * IC * N >= PAR_MIN_DOT)
     for (int o = 0; o < OC; o++) {
         float b = bias ? bias[o] : 0.0f;
         for (size_t n = 0; n < N; n++) out[n * ldo + o] = dot(q + (size_t)o * rb, inp + n * ldi, IC) + b;
@@ -124,7 +129,7 @@ static uint8_t *quantize_acts(const float *inp, int ldi, size_t N, int IC) {
     size_t rowq = (size_t)(IC / 32) * LF_Q8A_BYTES;
     uint8_t *xq = malloc(N * rowq);
     if (!xq) return NULL;
-#pragma omp parallel for schedule(static) if (N * (size_t)IC >= PAR_MIN)
+#pragma omp parallel for schedule(static) if (N * (size_t)IC >= PAR_MIN_DOT)
     for (size_t n = 0; n < N; n++) lf_quantize_act_q8(inp + n * (size_t)ldi, xq + n * rowq, IC);
     return xq;
 }
@@ -138,7 +143,7 @@ static void qforward_a8(lf_qtype t, float *out, int ldo, const float *inp, int l
     if (N <= SMALL_N) {
         lf_qdot_q8_fn dot = lf_qdot_q8_kernel(t, NULL);
         const uint8_t *q = w->qdata;
-#pragma omp parallel for schedule(static) if ((size_t)OC * IC * N >= PAR_MIN)
+#pragma omp parallel for schedule(static) if ((size_t)OC * IC * N >= PAR_MIN_DOT)
         for (int o = 0; o < OC; o++) {
             float b = bias ? bias[o] : 0.0f;
             for (size_t n = 0; n < N; n++) out[n * ldo + o] = dot(q + (size_t)o * rb, xq + n * rowq, IC) + b;
