@@ -83,6 +83,28 @@ static size_t unmap_sp(const char *s, char *dst) {
     return k;
 }
 
+/* A vocabulary key (mapped-unicode text for byte-level BPE, SentencePiece text otherwise) as the
+ * piece's bytes in buf (room for kl bytes: unmapping never lengthens) and its type. A byte-level
+ * key that does not unmap (added tokens, or one with a NUL inside) stays literal text, special;
+ * a SentencePiece <0xAB> piece is that byte's token. */
+static uint8_t piece_of_key(lf_tokenizer *t, int id, const char *key, size_t kl, char *buf, size_t *len, const int inv[512]) {
+    if (t->kind == LF_TOK_BYTELEVEL) {
+        if (strlen(key) == kl && !unmap_bytelevel(key, buf, len, inv)) return TT_NORMAL;
+        memcpy(buf, key, kl);
+        *len = kl;
+        return TT_SPECIAL;
+    }
+    int b = byte_token(key, kl);
+    if (b >= 0) {
+        buf[0] = (char)b;
+        *len = 1;
+        t->byte_id[b] = id;
+        return TT_BYTE;
+    }
+    *len = unmap_sp(key, buf);
+    return TT_NORMAL;
+}
+
 /* min_n: ids below it exist even without a vocabulary entry (added tokens may lie past it) */
 static lf_status vocab_from_json(lf_tokenizer **out, json_t *vocab, lf_tok_kind kind, const char *path, int min_n,
                                  size_t more_entries) {
@@ -120,24 +142,7 @@ static lf_status vocab_from_json(lf_tokenizer **out, json_t *vocab, lf_tok_kind 
             lf_tokenizer_free(t);
             return LF_ERR_NOMEM;
         }
-        uint8_t type = TT_NORMAL;
-        if (kind == LF_TOK_BYTELEVEL) {
-            if (unmap_bytelevel(key, buf, &len, inv)) { /* not byte-mapped: literal text (added tokens) */
-                memcpy(buf, key, kl);
-                len = kl;
-                type = TT_SPECIAL;
-            }
-        } else {
-            int b = byte_token(key, kl);
-            if (b >= 0) {
-                buf[0] = (char)b;
-                len = 1;
-                type = TT_BYTE;
-                t->byte_id[b] = id;
-            } else {
-                len = unmap_sp(key, buf);
-            }
-        }
+        uint8_t type = piece_of_key(t, id, key, kl, buf, &len, inv);
         if (t->piece[id]) {
             free(buf);
             lf_tokenizer_free(t);
@@ -742,20 +747,8 @@ lf_status lf_tokenizer_from_gguf(lf_tokenizer **out, const lf_tok_gguf_spec *s) 
             type = bytelevel ? TT_SPECIAL : TT_CONTROL;
             if (!bytelevel && tt == 2) t->unk = i;
             if (!bytelevel && tt == 4) { len = unmap_sp(key, buf); type = TT_NORMAL; }
-        } else if (bytelevel) {
-            if (strlen(key) != kl || unmap_bytelevel(key, buf, &len, inv)) {
-                memcpy(buf, key, kl);
-                len = kl;
-                type = TT_SPECIAL;
-            }
         } else {
-            int b = byte_token(key, kl);
-            if (b >= 0) {
-                buf[0] = (char)b;
-                len = 1;
-                type = TT_BYTE;
-                t->byte_id[b] = i;
-            } else len = unmap_sp(key, buf);
+            type = piece_of_key(t, i, key, kl, buf, &len, inv);
         }
         free(key);
         if (lf_tok_set_piece(t, i, buf, len, type)) { st = LF_ERR_NOMEM; break; }
