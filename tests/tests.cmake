@@ -137,3 +137,12 @@ if(LF_PYTHON3)
   add_test(NAME llamacpp COMMAND ${LF_PYTHON3} ${CMAKE_SOURCE_DIR}/tests/llamacpp_test.py $<TARGET_FILE:lmforge>)
   set_tests_properties(llamacpp PROPERTIES SKIP_RETURN_CODE 77)
 endif()
+# Knowledge distillation (issue 10): logit and hidden-state terms vs reference kernels and finite
+# differences, JSD's ends, every-k-th-layer students; values vs PyTorch's formulas; the CLI end to end
+lf_test(test_distill)
+add_test(NAME distill COMMAND test_distill)
+set_tests_properties(distill PROPERTIES LABELS fast)
+if(LF_SYS_PYTHON3)
+  add_test(NAME distill_torch COMMAND ${LF_SYS_PYTHON3} ${CMAKE_SOURCE_DIR}/tests/distill_test.py $<TARGET_FILE:test_distill>)
+  set_tests_properties(distill_torch PROPERTIES SKIP_RETURN_CODE 77 LABELS fast)
+endif()

@@ -51,6 +51,10 @@ typedef struct lf_train_config_s {
     char task[16], head[16], metric[16];
     int head_only, eval_examples;
     int test_examples; /* classify: test-split examples scored at each new best (0 = none, -1 = all) */
+    /* distillation (src/tech/distill.c): on when teacher is set; the objective is then
+     * (1 - alpha)·cross-entropy + alpha·(logit term) + hidden_weight·(hidden-state term) */
+    char teacher[LF_PATH], loss[8], hidden_layers[128], hidden_loss[8], student_init[32];
+    float temperature, alpha, beta, hidden_weight;
 } lf_train_config;
 
 void lf_train_config_defaults(lf_train_config *c);

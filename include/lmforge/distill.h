@@ -1,0 +1,84 @@
+/* lmforge distillation (src/tech/distill.c): a frozen, forward-only teacher and loss terms that pull
+ * a student towards it, on the engine's loss-term seam.
+ *
+ * Logit terms (per position whose target is not -1, mean over those positions, row weights as
+ * cross-entropy uses them), with p = softmax(teacher/τ), q = softmax(student/τ):
+ *   kl   τ²·KL(p‖q)                        forward KL (Hinton; DistilBERT's soft cross-entropy
+ *                                          up to the teacher's entropy, a constant)
+ *   rkl  τ²·KL(q‖p)                        reverse KL (MiniLLM)
+ *   jsd  τ²·(β·KL(p‖m) + (1-β)·KL(q‖m)),   m = β·p + (1-β)·q: TRL GKD's generalized JSD, whose
+ *                                          β = 0 is forward KL and β = 1 reverse KL (as TRL
+ *                                          special-cases them; jsd/β → KL(p‖q) as β → 0)
+ * TRL leaves out the τ² factor; here every kind has it, so that the gradient keeps its size when
+ * τ changes (Hinton et al.) and the three are interchangeable under one α.
+ * Hidden-state terms between pairs of layers (lf_model_hidden of the student and of the teacher),
+ * through a learned projection W (C_teacher, C_student) when the widths differ:
+ *   mse     mean over positions and channels of (W·h_s - h_t)²
+ *   cosine  mean over positions of 1 - cos(W·h_s, h_t)       (DistilBERT)
+ * averaged over the pairs. The teacher runs once per micro-batch (the first term that needs it),
+ * into its own logits buffer, which is turned into log-probabilities in place and reused. */
+#ifndef LMFORGE_DISTILL_H
+#define LMFORGE_DISTILL_H
+
+#include "lmforge/loss.h"
+#include "lmforge/model.h"
+#include "lmforge/tokenizer.h"
+
+typedef enum { LF_DISTILL_KL = 0, LF_DISTILL_RKL, LF_DISTILL_JSD } lf_distill_kind;
+typedef enum { LF_HIDDEN_MSE = 0, LF_HIDDEN_COSINE } lf_hidden_kind;
+
+#define LF_DISTILL_MAX_PAIRS 16
+
+typedef struct {
+    lf_distill_kind kind;
+    float temperature; /* τ > 0 */
+    float beta;        /* jsd: in [0, 1] */
+    int n_pairs;       /* hidden-state pairs (0 = no hidden term) */
+    int student_layer[LF_DISTILL_MAX_PAIRS], teacher_layer[LF_DISTILL_MAX_PAIRS]; /* 0..n_layer */
+    lf_hidden_kind hidden;
+    uint64_t seed;     /* initialisation of the projections */
+} lf_distill_opts;
+
+void lf_distill_opts_default(lf_distill_opts *o); /* kl, τ = 1, β = 0.5, no hidden pairs (cosine when given) */
+/* "kl", "rkl", "jsd" / "mse", "cosine"; -1 when unknown */
+int lf_distill_kind_parse(const char *s);
+int lf_hidden_kind_parse(const char *s);
+/* "S:T,S:T,..." into o's pairs (empty: none); LF_ERR_ARG with a hint on bad text */
+lf_status lf_distill_parse_pairs(lf_distill_opts *o, const char *text);
+
+typedef struct lf_distill lf_distill;
+
+/* The teacher at path: a Hugging Face folder, a GGUF file (its linear weights kept quantized: the
+ * teacher only runs forward) or a llama2.c checkpoint; frozen and forward-only. Its tokenizer
+ * (path/tokenizer.json, or the GGUF's own) must have tok's fingerprint, else a one-line error;
+ * a teacher without a tokenizer file is checked on the vocabulary size alone. */
+lf_status lf_distill_open(lf_distill **out, const char *path, const lf_tokenizer *tok, const lf_distill_opts *o);
+/* A teacher already in memory (taken over: lf_distill_free frees it); made frozen and forward-only. */
+lf_status lf_distill_from_model(lf_distill **out, lf_model *teacher, const lf_distill_opts *o);
+void lf_distill_free(lf_distill *d);
+lf_model *lf_distill_teacher(lf_distill *d);
+
+/* Checks the student against the teacher (same vocabulary, layers of the pairs in range) and adds
+ * a projection "distill.proj.K.weight" (C_teacher, C_student) to the student for each pair whose
+ * widths differ (EXTRA: kept in the trainer's checkpoints, not in the student's folder). Call
+ * once, before the trainer is made (a resume then restores the projections' values). */
+lf_status lf_distill_attach(lf_distill *d, lf_model *student);
+/* The terms (the trainer or caller owns them; they use d, which must outlive them). The logit
+ * term reads every position's logits; the hidden term (NULL when there are no pairs) none. */
+lf_loss_term *lf_distill_logit_term(lf_distill *d, float weight);
+lf_loss_term *lf_distill_hidden_term(lf_distill *d, float weight);
+
+/* DistilBERT's initialisation: a student with the teacher's blocks 0, k, 2k, ... (n_layer/k
+ * rounded up), embeddings, final norm and head copied (quantized tensors dequantized). */
+lf_status lf_distill_student_every_k(lf_model **out, lf_model *teacher, int k);
+
+/* Reference kernels (double precision, straight from the definitions), for tests: one row's
+ * value τ²·D(student logits zs, teacher logits zt) and, when dz is not NULL, d(value)/d(zs). */
+double lf_distill_row_ref(lf_distill_kind kind, const float *zs, const float *zt, int V, float temperature, float beta,
+                          double *dz);
+/* One position's hidden loss for y = W·hs (W NULL: y = hs) against ht; gradients (may be NULL)
+ * d/dhs (Cs) and d/dW (Ct,Cs) written. */
+double lf_distill_hidden_ref(lf_hidden_kind kind, const float *hs, const float *ht, const float *W, int Cs, int Ct,
+                             double *dhs, double *dW);
+
+#endif
