@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# lmforge distill end to end on a small prepared corpus: a teacher trained here, then students
+# distilled from it (forward KL from a config, JSD + hidden-state cosine with a projection,
+# every_k:2 from the teacher); a paused and resumed distillation is bit-identical to an
+# uninterrupted one (the teacher is reloaded from the saved config); the student's folder loads in
+# eval; the KL term is not zero at the start and the logged loss mixes it with cross-entropy;
+# a teacher with another tokenizer, a missing teacher and bad keys give one-line errors.
+set -u
+lmforge=$1
+tmp=${KEEP_TMP:-$(mktemp -d)}; [ -n "${KEEP_TMP:-}" ] || trap 'rm -rf "$tmp"' EXIT; mkdir -p "$tmp"
+cd "$tmp"
+pass=0 fail=0
+ok() { pass=$((pass+1)); }
+bad() { fail=$((fail+1)); echo "FAIL: $*"; }
+losses() { grep '"event":"train"' "$1/metrics.jsonl" | sed 's/,"tokens_per_s.*//'; }
+
+awk 'BEGIN{srand(3); s[0]="the cat";s[1]="a dog";s[2]="the old man";s[3]="my sister";v[0]="sees";v[1]="eats";v[2]="likes";v[3]="finds";
+     o[0]="the fish";o[1]="a red ball";o[2]="the bird";o[3]="bread"; for(i=0;i<3000;i++) printf "%s %s %s.\n", s[int(rand()*4)], v[int(rand()*4)], o[int(rand()*4)]}' > corpus.txt
+"$lmforge" tokenizer train --vocab-size 300 --input corpus.txt --output tok.json --quiet || { echo "FAIL: tokenizer train"; exit 1; }
+"$lmforge" tokenizer train --vocab-size 280 --input corpus.txt --output tok2.json --quiet || { echo "FAIL: tokenizer train 2"; exit 1; }
+"$lmforge" prepare --tokenizer tok.json --input corpus.txt --delimiter '\n' --output data --val-fraction 0.1 --quiet || { echo "FAIL: prepare"; exit 1; }
+"$lmforge" prepare --tokenizer tok2.json --input corpus.txt --delimiter '\n' --output data2 --val-fraction 0.1 --quiet || { echo "FAIL: prepare 2"; exit 1; }
+common=(--data=data --eval_every=10 --checkpoint_every=0 --log_every=1 --batch_size=4 --context=32 --warmup_steps=5 --quiet)
+
+"$lmforge" train "${common[@]}" --run_dir=T --max_steps=40 --d_model=32 --n_layer=4 --n_head=4 --n_kv_head=2 --d_ff=64 > T.out 2>&1 && ok || bad "teacher: $(tail -2 T.out)"
+student=(--d_model=16 --n_layer=2 --n_head=2 --n_kv_head=1 --d_ff=32 --max_steps=20 --grad_accum=2 --dropout=0.1)
+
+"$lmforge" distill --teacher T/best "${common[@]}" "${student[@]}" --run_dir=A --temperature=2 --alpha=0.7 > A.out 2>&1 && ok || bad "distill kl: $(tail -2 A.out)"
+grep -q '"teacher": "T/best"' A/train_config.json && grep -q '"alpha": 0.7' A/train_config.json && ok || bad "train_config.json lacks the distillation keys"
+"$lmforge" distill --teacher T/best "${common[@]}" "${student[@]}" --run_dir=B --temperature=2 --alpha=0.7 --stop_after_steps=7 > B.out 2>&1 &&
+  grep -q "resume with: lmforge distill --resume B" B.out && ok || bad "pause: $(tail -2 B.out)"
+"$lmforge" distill --resume B --quiet > B2.out 2>&1 && ok || bad "resume: $(tail -2 B2.out)"
+if [ "$(losses A | md5sum)" = "$(losses B | md5sum)" ] && [ "$(losses A | wc -l)" -eq 20 ]; then ok; else bad "resumed distillation differs from the uninterrupted one"; diff <(losses A) <(losses B) | head -4; fi
+cmp -s A/best/model.safetensors B/best/model.safetensors && ok || bad "best/ differs between the uninterrupted and the resumed distillation"
+"$lmforge" eval A/best --data data/val.bin > E.out 2>&1 && grep -qi "perplexity" E.out && ok || bad "eval of the student: $(tail -2 E.out)"
+# alpha = 0 is plain training: the same losses as lmforge train
+"$lmforge" distill --teacher T/best "${common[@]}" "${student[@]}" --run_dir=Z --alpha=0 > Z.out 2>&1 && ok || bad "alpha 0: $(tail -2 Z.out)"
+"$lmforge" train "${common[@]}" "${student[@]}" --run_dir=P > P.out 2>&1 && ok || bad "plain: $(tail -2 P.out)"
+[ "$(losses Z | md5sum)" = "$(losses P | md5sum)" ] && ok || bad "distill with alpha 0 differs from lmforge train"
+[ "$(losses A | head -1 | md5sum)" != "$(losses P | head -1 | md5sum)" ] && ok || bad "alpha 0.7 logged the same first loss as plain training"
+
+"$lmforge" distill --teacher T/best "${common[@]}" "${student[@]}" --run_dir=J --loss=jsd --beta=0.3 --hidden_layers=1:2,2:4 --hidden_loss=cosine --checkpoint_every=10 > J.out 2>&1 && ok || bad "jsd + hidden: $(tail -2 J.out)"
+[ -s J/best/model.safetensors ] && python3 -c "import json,sys; sys.exit(0 if 'distill.proj' in open('J/checkpoints/step-00000020/trainer_state.safetensors','rb').read(4000).decode('latin1') else 1)" && ok ||
+  bad "the projections are not in the trainer state"
+"$lmforge" distill --teacher T/best "${common[@]}" --run_dir=K --student_init=every_k:2 --max_steps=5 > K.out 2>&1 && ok || bad "every_k: $(tail -2 K.out)"
+grep -q '"num_hidden_layers": 2' K/best/config.json && ok || bad "every_k:2 of 4 blocks: $(grep num_hidden K/best/config.json)"
+
+# errors: one line each, naming the problem
+"$lmforge" distill --teacher T/best --data=data2 --run_dir=X "${student[@]}" --quiet > X.out 2>&1; rc=$?
+[ $rc -ne 0 ] && [ "$(wc -l < X.out)" -eq 1 ] && grep -q "tokenizer is not the student's" X.out && ok || bad "tokenizer mismatch (rc $rc): $(cat X.out)"
+"$lmforge" distill --data=data --run_dir=X > X.out 2>&1; rc=$?
+[ $rc -eq 2 ] && grep -q "no teacher" X.out && ok || bad "missing teacher (rc $rc): $(cat X.out)"
+"$lmforge" distill --teacher nowhere --data=data --run_dir=X > X.out 2>&1; rc=$?
+[ $rc -ne 0 ] && [ "$(wc -l < X.out)" -eq 1 ] && grep -q "teacher" X.out && ok || bad "missing teacher folder (rc $rc): $(cat X.out)"
+"$lmforge" distill --teacher T/best --data=data --loss=kld > X.out 2>&1; rc=$?
+[ $rc -ne 0 ] && grep -q "loss must be kl, rkl or jsd" X.out && ok || bad "bad loss (rc $rc): $(cat X.out)"
+"$lmforge" distill --teacher T/best --data=data --run_dir=X --hidden_layers=2-4 "${student[@]}" > X.out 2>&1; rc=$?
+[ $rc -ne 0 ] && grep -q "STUDENT:TEACHER" X.out && ok || bad "bad hidden_layers (rc $rc): $(cat X.out)"
+"$lmforge" distill --teacher T/best --data=data --run_dir=X --hidden_layers=3:2 "${student[@]}" > X.out 2>&1; rc=$?
+[ $rc -ne 0 ] && grep -q "out of range" X.out && ok || bad "hidden layer out of range (rc $rc): $(cat X.out)"
+"$lmforge" distill --teacher T/best --data=data --run_dir=X --student_init=every_k:0 > X.out 2>&1; rc=$?
+[ $rc -ne 0 ] && grep -q "every_k:K" X.out && ok || bad "bad student_init (rc $rc): $(cat X.out)"
+
+echo "distill_cli_test: $pass passed, $fail failed"
+[ $fail -eq 0 ]
