@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # lmforge distill end to end on a small prepared corpus: a teacher trained here, then students
 # distilled from it (forward KL from a config, JSD + hidden-state cosine with a projection,
-# every_k:2 from the teacher); a paused and resumed distillation is bit-identical to an
+# every_k:2 from the teacher, a Q8_0 GGUF teacher kept quantized); a paused and resumed distillation is bit-identical to an
 # uninterrupted one (the teacher is reloaded from the saved config); the student's folder loads in
 # eval; the KL term is not zero at the start and the logged loss mixes it with cross-entropy;
 # a teacher with another tokenizer, a missing teacher and bad keys give one-line errors.
@@ -44,6 +44,12 @@ cmp -s A/best/model.safetensors B/best/model.safetensors && ok || bad "best/ dif
   bad "the projections are not in the trainer state"
 "$lmforge" distill --teacher T/best "${common[@]}" --run_dir=K --student_init=every_k:2 --max_steps=5 > K.out 2>&1 && ok || bad "every_k: $(tail -2 K.out)"
 grep -q '"num_hidden_layers": 2' K/best/config.json && ok || bad "every_k:2 of 4 blocks: $(grep num_hidden K/best/config.json)"
+
+# a GGUF teacher, its linear weights kept quantized (Q8_0): its own tokenizer must match the data's
+"$lmforge" quantize T/best --type q8_0 --out T.gguf --quiet > Q.out 2>&1 && ok || bad "quantize the teacher: $(tail -2 Q.out)"
+"$lmforge" distill --teacher T.gguf "${common[@]}" "${student[@]}" --run_dir=G --max_steps=5 > G.out 2>&1 && [ -s G/best/model.safetensors ] && ok || bad "GGUF teacher: $(tail -2 G.out)"
+"$lmforge" distill --teacher T.gguf --data=data2 --run_dir=X "${student[@]}" --quiet > X.out 2>&1; rc=$?
+[ $rc -ne 0 ] && grep -q "tokenizer is not the student's" X.out && ok || bad "GGUF teacher, other tokenizer (rc $rc): $(cat X.out)"
 
 # errors: one line each, naming the problem
 "$lmforge" distill --teacher T/best --data=data2 --run_dir=X "${student[@]}" --quiet > X.out 2>&1; rc=$?
