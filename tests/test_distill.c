@@ -8,6 +8,7 @@
 #include "lmforge/distill.h"
 #include "lmforge/loss.h"
 #include "testutil.h"
+#include "../src/kernels/vmath.h"
 
 #include <stdio.h>
 
@@ -128,6 +129,25 @@ static void test_logit_vs_ref(lf_arch arch, lf_distill_kind kind, float tau, flo
     lf_model_free(s);
     lf_batch_free(&b);
     free(zt), free(zs), free(dz), free(dl), free(dl2), free(refz);
+}
+
+/* ---------------------------------------------------------------- the vectorizable log */
+
+static void test_vlogf(void) {
+    double worst = 0, at = 0;
+    for (int i = 0; i <= 200000; i++) { /* log-spaced over [FLT_MIN, 1e4], and 1 ± small */
+        float x = (float)exp(-87.3 + (87.3 + 9.3) * i / 200000.0);
+        double e = fabs((double)lf_vlogf(x) - log((double)x)) / fmax(fabs(log((double)x)), 1e-3);
+        if (e > worst) worst = e, at = x;
+    }
+    for (int i = -1000; i <= 1000; i++) {
+        float x = 1.0f + i * 1e-6f;
+        double e = fabs((double)lf_vlogf(x) - log((double)x));
+        if (e > 1e-7 * fmax(fabs(log((double)x)), 1e-6) + 1e-9 && e > worst * 1e-6) worst = fmax(worst, e / 1e-6), at = x;
+    }
+    CHECK(worst <= 5e-7, "lf_vlogf: relative error %.3g at x = %.9g", worst, at);
+    CHECK(lf_vlogf(0.0f) < -87.0f && lf_vlogf(1e-45f) < -87.0f, "lf_vlogf below FLT_MIN: %g", lf_vlogf(0.0f));
+    printf("lf_vlogf: worst relative error %.2e (x = %.3g)\n", worst, at);
 }
 
 /* ---------------------------------------------------------------- JSD's ends */
@@ -492,6 +512,7 @@ int main(int argc, char **argv) {
             for (int ti = 0; ti < 2; ti++) test_logit_vs_ref(a ? LF_ARCH_GPT2 : LF_ARCH_LLAMA, kinds[k], ti ? 2.0f : 1.0f, 0.3f);
     test_logit_vs_ref(LF_ARCH_LLAMA, LF_DISTILL_JSD, 2.0f, 0.0f);
     test_logit_vs_ref(LF_ARCH_LLAMA, LF_DISTILL_JSD, 2.0f, 1.0f);
+    test_vlogf();
     test_jsd_ends();
     for (int hk = 0; hk < 2; hk++)
         for (int sw = 0; sw < 2; sw++) test_hidden_vs_ref((lf_hidden_kind)hk, sw);

@@ -10,6 +10,7 @@
 #include "lmforge/distill.h"
 #include "lmforge/ckpt.h"
 #include "lmforge/kernels.h"
+#include "../kernels/vmath.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -293,11 +294,12 @@ typedef struct {
 static void to_logp(float *z, size_t rows, int V, float invT) {
 #pragma omp parallel for schedule(static)
     for (size_t r = 0; r < rows; r++) {
-        float *x = z + r * (size_t)V, mx = x[0];
+        float *x = z + r * (size_t)V, mx = x[0], s = 0.0f;
         for (int v = 1; v < V; v++) mx = x[v] > mx ? x[v] : mx;
-        double s = 0;
-        for (int v = 0; v < V; v++) s += expf((x[v] - mx) * invT);
-        float l = mx * invT + (float)log(s);
+#pragma omp simd reduction(+ : s)
+        for (int v = 0; v < V; v++) s += lf_vexpf((x[v] - mx) * invT);
+        float l = mx * invT + logf(s);
+#pragma omp simd
         for (int v = 0; v < V; v++) x[v] = x[v] * invT - l;
     }
 }
@@ -346,25 +348,26 @@ static lf_status logit_forward(lf_loss_term *t, lf_model *m, const lf_batch *b, 
         c->val[r] = 0;
         if (b->targets[r] < 0) continue;
         const float *zs = logits + r * (size_t)V, *lp = tl + r * (size_t)V;
-        float mx = zs[0];
+        float mx = zs[0], se = 0.0f, D = 0.0f, S = 0.0f;
         for (int v = 1; v < V; v++) mx = zs[v] > mx ? zs[v] : mx;
-        double se = 0;
-        for (int v = 0; v < V; v++) se += expf((zs[v] - mx) * invT);
-        float lse = mx * invT + (float)log(se);
-        double D = 0, S = 0;
+#pragma omp simd reduction(+ : se)
+        for (int v = 0; v < V; v++) se += lf_vexpf((zs[v] - mx) * invT);
+        float lse = mx * invT + logf(se);
         if (kind == LF_DISTILL_KL) {
-            for (int v = 0; v < V; v++) D += expf(lp[v]) * (lp[v] - (zs[v] * invT - lse));
+#pragma omp simd reduction(+ : D)
+            for (int v = 0; v < V; v++) D += lf_vexpf(lp[v]) * (lp[v] - (zs[v] * invT - lse));
         } else if (kind == LF_DISTILL_RKL) {
+#pragma omp simd reduction(+ : D)
             for (int v = 0; v < V; v++) {
                 float ls = zs[v] * invT - lse;
-                D += expf(ls) * (ls - lp[v]);
+                D += lf_vexpf(ls) * (ls - lp[v]);
             }
             S = D;
         } else {
-            for (int v = 0; v < V; v++) {
-                float ls = zs[v] * invT - lse, q = expf(ls), p = expf(lp[v]), mm = beta * p + (1 - beta) * q;
-                if (!(mm > 0)) continue; /* both underflowed: no mass, no contribution */
-                float lm = logf(mm);
+#pragma omp simd reduction(+ : D, S)
+            for (int v = 0; v < V; v++) { /* an underflowed mixture is taken as FLT_MIN: its terms are ~0 */
+                float ls = zs[v] * invT - lse, q = lf_vexpf(ls), p = lf_vexpf(lp[v]);
+                float lm = lf_vlogf(beta * p + (1 - beta) * q);
                 D += beta * p * (lp[v] - lm) + (1 - beta) * q * (ls - lm);
                 S += q * (1 - beta) * (ls - lm);
             }
@@ -404,15 +407,25 @@ static void logit_backward_rows(lf_loss_term *t, const lf_batch *b, const float 
         /* τ²·(1/τ) from the chain rule through zs/τ */
         float w = b->row_weight ? b->row_weight[r / (size_t)b->T] : 1.0f, k = scale * w * tau / (float)c->counted;
         float lse = c->lse[r], S = c->S[r];
-        for (int v = 0; v < V; v++) {
-            float ls = zs[v] * invT - lse, q = expf(ls), g;
-            if (kind == LF_DISTILL_KL) g = k * (q - expf(lp[v]));
-            else if (kind == LF_DISTILL_RKL) g = k * q * (ls - lp[v] - S);
-            else {
-                float mm = beta * expf(lp[v]) + (1 - beta) * q;
-                g = mm > 0 ? k * q * ((1 - beta) * (ls - logf(mm)) - S) : 0.0f;
+        if (kind == LF_DISTILL_KL) {
+#pragma omp simd
+            for (int v = 0; v < V; v++) {
+                float g = k * (lf_vexpf(zs[v] * invT - lse) - lf_vexpf(lp[v]));
+                dz[v] = accum ? dz[v] + g : g;
             }
-            dz[v] = accum ? dz[v] + g : g;
+        } else if (kind == LF_DISTILL_RKL) {
+#pragma omp simd
+            for (int v = 0; v < V; v++) {
+                float ls = zs[v] * invT - lse, g = k * lf_vexpf(ls) * (ls - lp[v] - S);
+                dz[v] = accum ? dz[v] + g : g;
+            }
+        } else {
+#pragma omp simd
+            for (int v = 0; v < V; v++) {
+                float ls = zs[v] * invT - lse, q = lf_vexpf(ls), lm = lf_vlogf(beta * lf_vexpf(lp[v]) + (1 - beta) * q);
+                float g = k * q * ((1 - beta) * (ls - lm) - S);
+                dz[v] = accum ? dz[v] + g : g;
+            }
         }
     }
 }
