@@ -376,15 +376,14 @@ static lf_status make_trainer(run *r) {
     lf_schedule_parse(c->schedule, &k);
     o.schedule = (lf_schedule){k, c->lr, c->min_lr, c->warmup_steps, c->max_steps};
     lf_status st = lf_trainer_init(&r->tr, r->m, r->src, &o);
+    /* with a teacher: the logit term first (it runs the teacher with logits; the hidden term
+     * reuses that run), cross-entropy last among the logit terms (the last one writes the row with
+     * its fused kernel, the others add to it) */
+    if (!st && r->dist) st = lf_trainer_add_loss(r->tr, lf_distill_logit_term(r->dist, c->alpha));
     lf_loss_term *ce = st ? NULL : lf_loss_ce_new(c->label_smoothing);
     if (ce && r->dist) ce->weight = 1.0f - c->alpha;
     if (!st) st = lf_trainer_add_loss(r->tr, ce);
-    if (!st && r->dist) { /* the logit term first: it runs the teacher with logits, the hidden term reuses that run */
-        lf_loss_term *kd = lf_distill_logit_term(r->dist, c->alpha), *hid = NULL;
-        st = lf_trainer_add_loss(r->tr, kd);
-        if (!st && c->hidden_layers[0] && !(hid = lf_distill_hidden_term(r->dist, c->hidden_weight))) st = LF_ERR_NOMEM;
-        if (!st && hid) st = lf_trainer_add_loss(r->tr, hid);
-    }
+    if (!st && r->dist && c->hidden_layers[0]) st = lf_trainer_add_loss(r->tr, lf_distill_hidden_term(r->dist, c->hidden_weight));
     if (!st) {
         r->es = lf_hook_early_stopping(c->patience, c->min_delta);
         st = lf_trainer_add_hook(r->tr, r->es);
