@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # lmforge distill end to end on a small prepared corpus: a teacher trained here, then students
 # distilled from it (forward KL from a config, JSD + hidden-state cosine with a projection,
-# every_k:2 from the teacher, a Q8_0 GGUF teacher kept quantized); a paused and resumed distillation is bit-identical to an
+# every_k:2 from the teacher, a Q8_0 GGUF teacher kept quantized, a top-k teacher cache); a paused and resumed distillation is bit-identical to an
 # uninterrupted one (the teacher is reloaded from the saved config); the student's folder loads in
 # eval; the KL term is not zero at the start and the logged loss mixes it with cross-entropy;
 # a teacher with another tokenizer, a missing teacher and bad keys give one-line errors.
@@ -50,6 +50,26 @@ grep -q '"num_hidden_layers": 2' K/best/config.json && ok || bad "every_k:2 of 4
 "$lmforge" distill --teacher T.gguf "${common[@]}" "${student[@]}" --run_dir=G --max_steps=5 > G.out 2>&1 && [ -s G/best/model.safetensors ] && ok || bad "GGUF teacher: $(tail -2 G.out)"
 "$lmforge" distill --teacher T.gguf --data=data2 --run_dir=X "${student[@]}" --quiet > X.out 2>&1; rc=$?
 [ $rc -ne 0 ] && grep -q "tokenizer is not the student's" X.out && ok || bad "GGUF teacher, other tokenizer (rc $rc): $(cat X.out)"
+
+# a teacher cache: written for the run's batches, then the student trains from it without the teacher;
+# with every token kept (k = vocabulary) its losses are the teacher run's (to the logged 4 decimals)
+"$lmforge" distill --teacher T/best "${common[@]}" "${student[@]}" --temperature=2 --alpha=0.7 --write-cache=all.cache --cache_k=300 > W.out 2>&1 &&
+  [ -s all.cache ] && ok || bad "write cache: $(tail -2 W.out)"
+"$lmforge" distill --teacher_cache=all.cache "${common[@]}" "${student[@]}" --run_dir=CA --temperature=2 --alpha=0.7 > CA.out 2>&1 && ok || bad "distill from the cache: $(tail -2 CA.out)"
+four() { grep '"event":"train"' "$1/metrics.jsonl" | python3 -c 'import json,sys; [print(round(json.loads(l)["loss"], 4)) for l in sys.stdin]'; }
+[ "$(four A | md5sum)" = "$(four CA | md5sum)" ] && ok || { bad "the all-token cache's losses differ from the teacher's"; diff <(four A) <(four CA) | head -4; }
+"$lmforge" distill --teacher T/best "${common[@]}" "${student[@]}" --write-cache=top8.cache --cache_k=8 --quiet > W.out 2>&1 && ok || bad "write a top-8 cache: $(cat W.out)"
+"$lmforge" distill --teacher_cache=top8.cache "${common[@]}" "${student[@]}" --run_dir=C8 --stop_after_steps=5 > C8.out 2>&1 &&
+  "$lmforge" distill --resume C8 --quiet > C8b.out 2>&1 && [ "$(losses C8 | wc -l)" -eq 20 ] && ok || bad "top-8 cache, paused and resumed: $(tail -2 C8.out C8b.out)"
+"$lmforge" distill --teacher_cache=top8.cache "${common[@]}" "${student[@]}" --run_dir=X --seed=7 > X.out 2>&1; rc=$?
+[ $rc -ne 0 ] && grep -q "not in the cache" X.out && ok || bad "cache for another seed (rc $rc): $(cat X.out)"
+"$lmforge" distill --teacher_cache=top8.cache "${common[@]}" "${student[@]}" --run_dir=X --context=16 > X.out 2>&1; rc=$?
+[ $rc -ne 0 ] && grep -q "context 32" X.out && ok || bad "cache for another context (rc $rc): $(cat X.out)"
+"$lmforge" distill --teacher_cache=top8.cache "${common[@]}" "${student[@]}" --run_dir=X --hidden_layers=1:2 > X.out 2>&1; rc=$?
+[ $rc -ne 0 ] && grep -q "need the teacher" X.out && ok || bad "cache with hidden_layers (rc $rc): $(cat X.out)"
+head -c 100 top8.cache > cut.cache
+"$lmforge" distill --teacher_cache=cut.cache "${common[@]}" "${student[@]}" --run_dir=X > X.out 2>&1; rc=$?
+[ $rc -ne 0 ] && [ "$(wc -l < X.out)" -eq 1 ] && grep -q "truncated" X.out && ok || bad "truncated cache (rc $rc): $(cat X.out)"
 
 # errors: one line each, naming the problem
 "$lmforge" distill --teacher T/best --data=data2 --run_dir=X "${student[@]}" --quiet > X.out 2>&1; rc=$?

@@ -11,6 +11,7 @@
 #include "../src/kernels/vmath.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 
 static lf_config cfg_of(lf_arch arch, int d_model, int n_layer) {
     lf_config c;
@@ -416,6 +417,163 @@ static void test_teacher_and_checks(void) {
     lf_batch_free(&b), lf_batch_free(&b2);
 }
 
+/* ---------------------------------------------------------------- teacher cache */
+
+typedef struct {
+    int n;
+    uint64_t seed;
+} two_src; /* batches from seeds seed, seed+1, seed, ... */
+
+static lf_status two_next(lf_batch_source *s, lf_batch *b) {
+    two_src *t = s->ctx;
+    lf_batch x;
+    make_batch(&x, b->B, b->T, t->seed + (uint64_t)(t->n++ % 2));
+    memcpy(b->inputs, x.inputs, sizeof(int32_t) * b->B * b->T);
+    memcpy(b->targets, x.targets, sizeof(int32_t) * b->B * b->T);
+    memcpy(b->row_weight, x.row_weight, sizeof(float) * b->B);
+    lf_batch_free(&x);
+    return LF_OK;
+}
+
+static void test_cache(const char *dir) {
+    char path[600], bad[640];
+    snprintf(path, sizeof path, "%s/cache.bin", dir);
+    snprintf(bad, sizeof bad, "%s/bad.bin", dir);
+    int V = 29, B = 2, T = 7, BT = 14, k = 5;
+    lf_model *t = new_model(LF_ARCH_LLAMA, 24, 3, 1), *s = new_model(LF_ARCH_LLAMA, 16, 2, 2);
+    lf_distill_opts o;
+    lf_distill_opts_default(&o);
+    o.temperature = 2.0f;
+    lf_distill *d;
+    LF_ASSERT(lf_distill_from_model(&d, t, &o) == LF_OK);
+    two_src ts = {0, 31};
+    lf_batch_source src = {"two", &ts, two_next, NULL, NULL, NULL};
+    uint64_t fp = 0x1234;
+    LF_ASSERT(lf_distill_cache_write(d, &src, B, T, 2, k, fp, path) == LF_OK);
+    snprintf(bad, sizeof bad, "%s/full.bin", dir);
+    ts.n = 0;
+    LF_ASSERT(lf_distill_cache_write(d, &src, B, T, 2, V, fp, bad) == LF_OK);
+    lf_distill_cache *c, *cf, *x = NULL;
+    LF_ASSERT(lf_distill_cache_open(&c, path, fp, V, T, 2.0f) == LF_OK);
+    LF_ASSERT(lf_distill_cache_open(&cf, bad, fp, V, T, 2.0f) == LF_OK);
+    lf_batch b;
+    make_batch(&b, B, T, 32); /* the second cached batch */
+    lf_model *t2 = new_model(LF_ARCH_LLAMA, 24, 3, 1); /* the teacher's twin: d keeps its own teacher's last run */
+    float *zt = copy_logits(t2, &b), *zs = copy_logits(s, &b);
+    lf_model_free(t2);
+    /* the cached term against the reference built from the teacher's own top k */
+    lf_loss_term *ct = lf_distill_cache_term(c, 1.0f), *cft = lf_distill_cache_term(cf, 1.0f), *full = lf_distill_logit_term(d, 1.0f);
+    double v, vf, vfull;
+    LF_ASSERT(lf_loss_forward(s, &ct, 1, &b, &v, NULL) == LF_OK);
+    LF_ASSERT(lf_loss_forward(s, &cft, 1, &b, &vf, NULL) == LF_OK);
+    LF_ASSERT(lf_loss_forward(s, &full, 1, &b, &vfull, NULL) == LF_OK);
+    double ref = 0, *dz = calloc((size_t)BT * V, sizeof(double)), lpd[29];
+    int cnt = 0;
+    for (int r = 0; r < BT; r++) cnt += b.targets[r] >= 0;
+    float *refz = tu_alloc((size_t)BT * V), *g = tu_alloc((size_t)BT * V);
+    for (int r = 0; r < BT; r++) {
+        if (b.targets[r] < 0) continue;
+        int32_t ids[5];
+        float lp[5], l2[29];
+        for (int u = 0; u < V; u++) lpd[u] = zt[(size_t)r * V + u] / 2.0;
+        double mx = lpd[0], se = 0;
+        for (int u = 1; u < V; u++) mx = fmax(mx, lpd[u]);
+        for (int u = 0; u < V; u++) se += exp(lpd[u] - mx);
+        for (int u = 0; u < V; u++) l2[u] = (float)(lpd[u] - mx - log(se));
+        for (int j = 0; j < k; j++) { /* top k by selection */
+            int best = -1;
+            for (int u = 0; u < V; u++) {
+                int used = 0;
+                for (int q = 0; q < j; q++) used |= ids[q] == u;
+                if (!used && (best < 0 || l2[u] > l2[best])) best = u;
+            }
+            ids[j] = best;
+            lp[j] = l2[best];
+        }
+        double w = b.row_weight[r / T] / (double)cnt;
+        ref += w * lf_distill_cache_row_ref(zs + (size_t)r * V, ids, lp, k, V, 2.0f, dz + (size_t)r * V);
+        for (int u = 0; u < V; u++) refz[(size_t)r * V + u] = (float)(w * dz[(size_t)r * V + u]);
+    }
+    ct->backward_rows(ct, &b, zs, g, 0, (size_t)BT, V, 1.0f, 0);
+    double e = tu_rel_err(g, refz, (size_t)BT * V);
+    CHECK(fabs(v - ref) <= 1e-5 * fmax(1, ref) && e <= 1e-6, "cached top-%d KL: value %.8g vs reference %.8g, gradient error %.3g", k, v, ref, e);
+    CHECK(v < vfull && v > 0.3 * vfull, "cached top-%d KL %.6g must be a lower bound near the full KL %.6g", k, v, vfull);
+    CHECK(fabs(vf - vfull) <= 1e-5 * vfull, "a cache of all %d tokens gives KL %.8g, the teacher's term %.8g", V, vf, vfull);
+    printf("teacher cache: top-%d KL %.6f (reference %.6f, gradient error %.2e); all-token cache %.6f, teacher %.6f\n", k, v, ref, e, vf, vfull);
+    /* the reference against its own finite differences */
+    {
+        int32_t ids[5] = {3, 7, 1, 20, 11};
+        float lp[5] = {-0.9f, -1.5f, -2.0f, -2.6f, -3.1f}, z[29];
+        double dd[29], worst = 0;
+        tu_fill(z, (size_t)V, 41, 1.5f);
+        lf_distill_cache_row_ref(z, ids, lp, 5, V, 1.5f, dd);
+        for (int u = 0; u < V; u++) {
+            float keep = z[u];
+            z[u] = keep + 1e-2f;
+            double lp1 = lf_distill_cache_row_ref(z, ids, lp, 5, V, 1.5f, NULL);
+            z[u] = keep - 1e-2f;
+            double lm1 = lf_distill_cache_row_ref(z, ids, lp, 5, V, 1.5f, NULL);
+            z[u] = keep;
+            double num = (lp1 - lm1) / ((double)(keep + 1e-2f) - (double)(keep - 1e-2f));
+            worst = fmax(worst, fabs(num - dd[u]) / (1e-5 + 1e-3 * fabs(dd[u])));
+        }
+        CHECK(worst <= 1.0, "cached KL reference vs its finite differences: %.2fx the tolerance", worst);
+    }
+    /* through the student, with cross-entropy */
+    {
+        lf_loss_term *terms[2] = {lf_distill_cache_term(c, 0.6f), lf_loss_ce_new(0.0f)};
+        terms[1]->weight = 0.4f;
+        obj_ctx oc = {s, terms, 2, &b};
+        LF_ASSERT(lf_model_alloc_grads(s) == LF_OK);
+        lf_model_zero_grad(s);
+        objective(&oc);
+        LF_ASSERT(lf_loss_backward(s, terms, 2, &b, 1.0f) == LF_OK);
+        double worst = 0;
+        for (int i = 0; i < lf_model_num_params(s); i++) {
+            lf_param *p = lf_model_param(s, i);
+            float *gg = tu_alloc(p->numel);
+            memcpy(gg, p->grad, p->numel * sizeof(float));
+            char what[200];
+            snprintf(what, sizeof what, "cached KL + CE: %s", p->name);
+            worst = fmax(worst, tu_fd_check(what, p->data, gg, p->numel, objective, &oc, 3e-3f, 3e-4, 3e-2, 8));
+            free(gg);
+        }
+        printf("finite differences, %-40s %d tensors, worst %.2fx the tolerance\n", "cached KL + CE", lf_model_num_params(s), worst);
+        lf_loss_free(terms[0]), lf_loss_free(terms[1]);
+    }
+    /* a row that is not in the cache */
+    lf_batch nb;
+    make_batch(&nb, B, T, 99);
+    CHECK(lf_loss_forward(s, &ct, 1, &nb, &v, NULL) == LF_ERR_ARG && strstr(lf_last_error(), "not in the cache"), "unknown row: %s", lf_last_error());
+    /* the file's checks */
+    CHECK(lf_distill_cache_open(&x, path, fp + 1, V, T, 2.0f) == LF_ERR_FORMAT && strstr(lf_last_error(), "tokenizer"), "fingerprint: %s", lf_last_error());
+    CHECK(lf_distill_cache_open(&x, path, fp, V, T, 1.0f) == LF_ERR_FORMAT && strstr(lf_last_error(), "temperature"), "temperature: %s", lf_last_error());
+    size_t len;
+    char *buf = lf_read_file(path, &len);
+    LF_ASSERT(buf);
+    snprintf(bad, sizeof bad, "%s/bad.bin", dir);
+    buf[len / 2] ^= 1;
+    LF_ASSERT(lf_write_file_atomic(bad, buf, len) == LF_OK);
+    CHECK(lf_distill_cache_open(&x, bad, fp, V, T, 2.0f) == LF_ERR_FORMAT && strstr(lf_last_error(), "checksum"), "flipped bit: %s", lf_last_error());
+    buf[len / 2] ^= 1;
+    LF_ASSERT(lf_write_file_atomic(bad, buf, len - 40) == LF_OK);
+    CHECK(lf_distill_cache_open(&x, bad, fp, V, T, 2.0f) == LF_ERR_FORMAT && strstr(lf_last_error(), "truncated"), "truncated: %s", lf_last_error());
+    buf[8] = 9;
+    LF_ASSERT(lf_write_file_atomic(bad, buf, len) == LF_OK);
+    CHECK(lf_distill_cache_open(&x, bad, fp, V, T, 2.0f) == LF_ERR_FORMAT && strstr(lf_last_error(), "version"), "version: %s", lf_last_error());
+    buf[0] = 'X';
+    LF_ASSERT(lf_write_file_atomic(bad, buf, len) == LF_OK);
+    CHECK(lf_distill_cache_open(&x, bad, fp, V, T, 2.0f) == LF_ERR_FORMAT && strstr(lf_last_error(), "not a teacher cache"), "magic: %s", lf_last_error());
+    CHECK(x == NULL, "a refused cache must leave no handle");
+    free(buf);
+    lf_loss_free(ct), lf_loss_free(cft), lf_loss_free(full);
+    lf_distill_cache_free(c), lf_distill_cache_free(cf);
+    lf_distill_free(d);
+    lf_model_free(s);
+    lf_batch_free(&b), lf_batch_free(&nb);
+    free(zt), free(zs), free(dz), free(refz), free(g);
+}
+
 /* ---------------------------------------------------------------- export for distill_test.py */
 
 static void put(const char *dir, const char *name, const void *p, size_t bytes) {
@@ -523,5 +681,9 @@ int main(int argc, char **argv) {
     test_every_k(LF_ARCH_LLAMA);
     test_every_k(LF_ARCH_GPT2);
     test_teacher_and_checks();
+    char dir[] = "/tmp/lf_distill_XXXXXX";
+    LF_ASSERT(mkdtemp(dir));
+    test_cache(dir);
+    lf_rm_rf(dir);
     return tu_finish("test_distill");
 }

@@ -56,6 +56,8 @@ lf_status lf_distill_open(lf_distill **out, const char *path, const lf_tokenizer
 /* A teacher already in memory (taken over: lf_distill_free frees it); made frozen and forward-only. */
 lf_status lf_distill_from_model(lf_distill **out, lf_model *teacher, const lf_distill_opts *o);
 void lf_distill_free(lf_distill *d);
+/* The teacher, for reading (its configuration, its weights): a forward run on it behind the terms'
+ * back would leave them reading that run's logits as the batch's log-probabilities. */
 lf_model *lf_distill_teacher(lf_distill *d);
 
 /* Checks the student against the teacher (same vocabulary, layers of the pairs in range) and adds
@@ -71,6 +73,38 @@ lf_loss_term *lf_distill_hidden_term(lf_distill *d, float weight);
 /* DistilBERT's initialisation: a student with the teacher's blocks 0, k, 2k, ... (n_layer/k
  * rounded up), embeddings, final norm and head copied (quantized tensors dequantized). */
 lf_status lf_distill_student_every_k(lf_model **out, lf_model *teacher, int k);
+
+/* ---- teacher cache: the teacher's top-k log-probabilities at temperature τ for every position of
+ * a run's batches, written once, so that students distil from it without running the teacher.
+ * File (little-endian): "LFDCACHE", u32 version (1), u32 k, u32 vocabulary, u32 T, u64 rows,
+ * u64 tokenizer fingerprint, f32 τ, u32 0; then per row (one sequence of the batches): u64 hash of
+ * its T input tokens, (T,k) i32 token ids and (T,k) f32 log-probabilities, largest first; then the
+ * SHA-256 of everything before it. Rows are found by their tokens' hash, so any data order that
+ * draws the cached rows works (a resumed run, another student, other α); a row that is not there
+ * is an error naming the settings that decide the rows.
+ * The tail: r = 1 − Σ p over the teacher's top k is kept as one more bin, and the student's
+ * probabilities are grouped the same way (q_tail = its mass outside the teacher's top k). The
+ * cached term is τ²·KL between those (k+1)-bin distributions: Σ_top p·log(p/q) + r·log(r/q_tail),
+ * a lower bound on the full KL (grouping never increases a divergence), equal to it when the top k
+ * hold all the mass; its gradient moves each tail token with its share of q_tail. A tail mass below
+ * 1e-5 is the rounding noise of Σ p and counts as 0, and q_tail is taken as at least 1e-5. Forward
+ * KL only. */
+#include "lmforge/batch.h"
+/* Runs the teacher on `batches` batches of src (B,T) and writes the cache atomically. */
+lf_status lf_distill_cache_write(lf_distill *d, lf_batch_source *src, int B, int T, long batches, int k, uint64_t fingerprint,
+                                 const char *path);
+typedef struct lf_distill_cache lf_distill_cache;
+/* Reads and checks a cache (magic, version, sizes, checksum) against what the run expects. */
+lf_status lf_distill_cache_open(lf_distill_cache **out, const char *path, uint64_t fingerprint, int vocab, int T,
+                                float temperature);
+void lf_distill_cache_free(lf_distill_cache *c);
+int lf_distill_cache_k(const lf_distill_cache *c);
+/* The cached forward-KL term (reads every position's logits); c must outlive it. */
+lf_loss_term *lf_distill_cache_term(lf_distill_cache *c, float weight);
+/* One position's cached value τ²·D and (dz not NULL) its gradient, from student logits zs (V) and the
+ * top-k ids / log-probabilities at τ: the reference for tests (double precision). */
+double lf_distill_cache_row_ref(const float *zs, const int32_t *ids, const float *lp, int k, int V, float temperature,
+                                double *dz);
 
 /* Reference kernels (double precision, straight from the definitions), for tests: one row's
  * value τ²·D(student logits zs, teacher logits zt) and, when dz is not NULL, d(value)/d(zs). */

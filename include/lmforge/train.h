@@ -55,6 +55,8 @@ typedef struct lf_train_config_s {
      * (1 - alpha)·cross-entropy + alpha·(logit term) + hidden_weight·(hidden-state term) */
     char teacher[LF_PATH], loss[8], hidden_layers[128], hidden_loss[8], student_init[32];
     float temperature, alpha, beta, hidden_weight;
+    char teacher_cache[LF_PATH]; /* distill from a cache of the teacher's top-k log-probabilities instead */
+    int cache_k;                 /* lmforge distill --write-cache: log-probabilities kept per position */
 } lf_train_config;
 
 void lf_train_config_defaults(lf_train_config *c);

@@ -650,3 +650,352 @@ lf_status lf_distill_student_every_k(lf_model **out, lf_model *teacher, int k) {
     *out = s;
     return LF_OK;
 }
+
+/* ---------------------------------------------------------------- teacher cache */
+
+#define CACHE_MAGIC "LFDCACHE"
+#define CACHE_VERSION 1u
+#define CACHE_HEADER 48
+#define CACHE_MAX_K 1024
+
+static uint64_t row_hash(const int32_t *tok, int T) {
+    uint64_t h = 0x6c66646361636865ull;
+    for (int t = 0; t < T; t++) h = lf_hash64(h, (uint64_t)t, (uint64_t)(uint32_t)tok[t]);
+    return h;
+}
+
+/* the k largest of x (V), largest first */
+static void top_k(const float *x, int V, int k, int32_t *ids, float *vals) {
+    int n = 0;
+    for (int v = 0; v < V; v++) {
+        if (n == k && x[v] <= vals[k - 1]) continue;
+        int i = n < k ? n++ : k - 1;
+        while (i > 0 && vals[i - 1] < x[v]) {
+            vals[i] = vals[i - 1];
+            ids[i] = ids[i - 1];
+            i--;
+        }
+        vals[i] = x[v];
+        ids[i] = v;
+    }
+}
+
+typedef struct {
+    lf_distill *d;
+    lf_batch_source *src;
+    int B, T, k;
+    long batches;
+    uint64_t fp;
+} cache_writer;
+
+static lf_status put_sha(FILE *f, const char *path, lf_sha256 *sh, const void *p, size_t n) {
+    lf_sha256_update(sh, p, n);
+    return lf_write_all(f, p, n, path);
+}
+
+static lf_status cache_write_fn(FILE *f, const char *path, const void *ctx) {
+    const cache_writer *w = ctx;
+    lf_distill *d = w->d;
+    int V = lf_model_config(d->teacher)->vocab_size, T = w->T, k = w->k;
+    uint8_t h[CACHE_HEADER] = {0};
+    uint32_t u[4] = {CACHE_VERSION, (uint32_t)k, (uint32_t)V, (uint32_t)T};
+    uint64_t rows = (uint64_t)w->batches * w->B;
+    float tau = d->o.temperature;
+    memcpy(h, CACHE_MAGIC, 8);
+    memcpy(h + 8, u, 16);
+    memcpy(h + 24, &rows, 8);
+    memcpy(h + 32, &w->fp, 8);
+    memcpy(h + 40, &tau, 4);
+    lf_sha256 sh;
+    lf_sha256_init(&sh);
+    lf_status st = put_sha(f, path, &sh, h, sizeof h);
+    lf_batch b;
+    if (!st) st = lf_batch_alloc(&b, w->B, T);
+    if (st) return st;
+    size_t per = (size_t)T * k;
+    int32_t *ids = malloc(per * sizeof(int32_t));
+    float *lp = malloc(per * sizeof(float));
+    if (!ids || !lp) st = LF_ERR_NOMEM;
+    for (long i = 0; !st && i < w->batches; i++) {
+        st = w->src->next(w->src, &b);
+        if (!st) st = teacher_run(d, &b, 1);
+        if (st) break;
+        float *tl = lf_model_logits(d->teacher, NULL); // (B·T, V)
+        if (d->logp_temp != tau) {
+            to_logp(tl, (size_t)w->B * T, V, 1.0f / tau);
+            d->logp_temp = tau;
+        }
+        for (int r = 0; !st && r < w->B; r++) {
+#pragma omp parallel for schedule(static)
+            for (int t = 0; t < T; t++) top_k(tl + ((size_t)r * T + t) * V, V, k, ids + (size_t)t * k, lp + (size_t)t * k);
+            uint64_t hh = row_hash(b.inputs + (size_t)r * T, T);
+            st = put_sha(f, path, &sh, &hh, 8);
+            if (!st) st = put_sha(f, path, &sh, ids, per * sizeof(int32_t));
+            if (!st) st = put_sha(f, path, &sh, lp, per * sizeof(float));
+        }
+    }
+    uint8_t dig[32];
+    lf_sha256_final(&sh, dig);
+    if (!st) st = lf_write_all(f, dig, 32, path);
+    free(ids), free(lp);
+    lf_batch_free(&b);
+    return st;
+}
+
+lf_status lf_distill_cache_write(lf_distill *d, lf_batch_source *src, int B, int T, long batches, int k, uint64_t fingerprint,
+                                 const char *path) {
+    int V = lf_model_config(d->teacher)->vocab_size;
+    if (k < 1 || k > V || k > CACHE_MAX_K || B < 1 || T < 1 || batches < 1) {
+        lf_set_error("teacher cache: k must be in 1..%d (and at most the vocabulary, %d), with at least one batch", CACHE_MAX_K, V);
+        return LF_ERR_ARG;
+    }
+    cache_writer w = {d, src, B, T, k, batches, fingerprint};
+    return lf_write_atomic_with(path, cache_write_fn, &w);
+}
+
+struct lf_distill_cache {
+    char path[512];
+    uint8_t *buf;         /* the whole file */
+    int k, V, T;
+    float tau;
+    uint64_t rows;
+    uint64_t *keys;       // (cap) open addressing: row hash (0 = empty)
+    const uint8_t **vals; // (cap) the row's ids
+    size_t cap;
+};
+
+void lf_distill_cache_free(lf_distill_cache *c) {
+    if (!c) return;
+    free(c->buf), free(c->keys), free(c->vals), free(c);
+}
+
+int lf_distill_cache_k(const lf_distill_cache *c) { return c->k; }
+
+static const uint8_t *cache_find(const lf_distill_cache *c, uint64_t h) {
+    h = h ? h : 1;
+    for (size_t i = h & (c->cap - 1);; i = (i + 1) & (c->cap - 1)) {
+        if (c->keys[i] == h) return c->vals[i];
+        if (!c->keys[i]) return NULL;
+    }
+}
+
+lf_status lf_distill_cache_open(lf_distill_cache **out, const char *path, uint64_t fingerprint, int vocab, int T,
+                                float temperature) {
+    *out = NULL;
+    size_t len = 0;
+    lf_status st = lf_check_regular(path);
+    uint8_t *buf = st ? NULL : (uint8_t *)lf_read_file(path, &len);
+    if (!buf) return st ? st : LF_ERR_IO;
+    lf_distill_cache *c = calloc(1, sizeof *c);
+    if (!c) {
+        free(buf);
+        return LF_ERR_NOMEM;
+    }
+    c->buf = buf;
+    snprintf(c->path, sizeof c->path, "%s", path);
+#define BAD(...)                                                                                   \
+    do {                                                                                           \
+        lf_set_error(__VA_ARGS__);                                                                 \
+        lf_distill_cache_free(c);                                                                  \
+        return LF_ERR_FORMAT;                                                                      \
+    } while (0)
+    if (len < CACHE_HEADER + 32 || memcmp(buf, CACHE_MAGIC, 8)) BAD("%s: not a teacher cache (no LFDCACHE header)", path);
+    uint32_t u[4];
+    uint64_t fp;
+    memcpy(u, buf + 8, 16);
+    memcpy(&c->rows, buf + 24, 8);
+    memcpy(&fp, buf + 32, 8);
+    memcpy(&c->tau, buf + 40, 4);
+    if (u[0] != CACHE_VERSION) BAD("%s: teacher cache version %u; this lmforge reads version %u (write it again)", path, u[0], CACHE_VERSION);
+    c->k = (int)u[1], c->V = (int)u[2], c->T = (int)u[3];
+    if (u[1] < 1 || u[1] > u[2] || u[1] > CACHE_MAX_K || u[2] > (1u << 24) || u[3] < 1 || u[3] > (1u << 20))
+        BAD("%s: teacher cache header out of range (k %u, vocabulary %u, T %u): the file is damaged", path, u[1], u[2], u[3]);
+    size_t row_bytes = 8 + (size_t)c->T * c->k * 8;
+    if (c->rows == 0 || c->rows > (len - CACHE_HEADER - 32) / row_bytes || CACHE_HEADER + c->rows * row_bytes + 32 != len)
+        BAD("%s: %zu bytes, but the header says %llu rows of %zu bytes: the file is truncated or damaged", path, len,
+            (unsigned long long)c->rows, row_bytes);
+    uint8_t dig[32];
+    lf_sha256 sh;
+    lf_sha256_init(&sh);
+    lf_sha256_update(&sh, buf, len - 32);
+    lf_sha256_final(&sh, dig);
+    if (memcmp(dig, buf + len - 32, 32)) BAD("%s: checksum mismatch: the teacher cache is damaged (write it again)", path);
+    if (fp != fingerprint)
+        BAD("%s: the cache was written with another tokenizer (fingerprint %016llx, the run's %016llx)", path,
+            (unsigned long long)fp, (unsigned long long)fingerprint);
+    if (c->V != vocab || c->T != T || c->tau != temperature)
+        BAD("%s: the cache holds vocabulary %d, context %d, temperature %g; the run has %d, %d, %g (write a cache for these)",
+            path, c->V, c->T, c->tau, vocab, T, temperature);
+    c->cap = 16;
+    while (c->cap < 2 * c->rows) c->cap *= 2;
+    c->keys = calloc(c->cap, sizeof *c->keys);
+    c->vals = calloc(c->cap, sizeof *c->vals);
+    if (!c->keys || !c->vals) {
+        lf_distill_cache_free(c);
+        return LF_ERR_NOMEM;
+    }
+    for (uint64_t r = 0; r < c->rows; r++) {
+        const uint8_t *row = buf + CACHE_HEADER + r * row_bytes;
+        uint64_t h;
+        memcpy(&h, row, 8);
+        h = h ? h : 1;
+        size_t i = h & (c->cap - 1);
+        while (c->keys[i] && c->keys[i] != h) i = (i + 1) & (c->cap - 1);
+        if (c->keys[i]) continue; /* the same tokens twice: the same teacher output */
+        c->keys[i] = h;
+        c->vals[i] = row + 8;
+        const int32_t *ids = (const int32_t *)(row + 8);
+        for (size_t j = 0; j < (size_t)c->T * c->k; j++)
+            if (ids[j] < 0 || ids[j] >= c->V) BAD("%s: row %llu has token id %d outside the vocabulary: the file is damaged", path, (unsigned long long)r, ids[j]);
+    }
+#undef BAD
+    *out = c;
+    return LF_OK;
+}
+
+/* 1 − Σ p of the top k; below CACHE_TAIL_MIN it is rounding noise of the sum (top k holding all the
+ * mass) and counts as 0, and the student's tail is taken as at least that much, so that the ratio
+ * r/q_tail stays a ratio of masses, not of rounding errors */
+#define CACHE_TAIL_MIN 1e-5
+static double tail_mass(double P) { return 1 - P < CACHE_TAIL_MIN ? 0.0 : 1 - P; }
+
+double lf_distill_cache_row_ref(const float *zs, const int32_t *ids, const float *lp, int k, int V, float temperature,
+                                double *dz) {
+    double *ls = malloc(sizeof(double) * V), invT = 1.0 / temperature, T2 = (double)temperature * temperature, P = 0, Q = 0, D = 0;
+    LF_ASSERT(ls);
+    log_softmax_ref(zs, V, invT, ls);
+    for (int j = 0; j < k; j++) {
+        double p = exp(lp[j]), q = exp(ls[ids[j]]);
+        P += p, Q += q;
+        D += p * (lp[j] - ls[ids[j]]);
+    }
+    double r = tail_mass(P), qt = fmax(1 - Q, CACHE_TAIL_MIN);
+    if (r > 0) D += r * (log(r) - log(qt));
+    if (dz) /* (1/τ)·q_u·(g_u + 1), g = ∂D/∂q: −p/q on the top k, −r/q_tail on the rest */
+        for (int v = 0; v < V; v++) dz[v] = T2 * invT * exp(ls[v]) * (1 - r / qt);
+    for (int j = 0; dz && j < k; j++) dz[ids[j]] = T2 * invT * (exp(ls[ids[j]]) - exp(lp[j]));
+    free(ls);
+    return T2 * D;
+}
+
+typedef struct {
+    lf_distill_cache *c;
+    const uint8_t **row; // (B) each batch row's cached entry
+    int rcap;
+    float *lse, *rt;     // (cap) per position: student log-sum-exp at τ, r/q_tail
+    size_t cap, counted;
+} cache_term_ctx;
+
+static lf_status cache_forward(lf_loss_term *t, lf_model *m, const lf_batch *b, const float *logits, size_t rows, int V,
+                               double *value) {
+    (void)m;
+    cache_term_ctx *x = t->ctx;
+    lf_distill_cache *c = x->c;
+    size_t N = (size_t)b->B * b->T;
+    int k = c->k, T = b->T;
+    if (rows != N || V != c->V || T != c->T) {
+        lf_set_error("teacher cache %s: holds vocabulary %d and context %d; the batch has %d and %d", c->path, c->V, c->T, V, T);
+        return LF_ERR_ARG;
+    }
+    if (b->B > x->rcap) {
+        free(x->row);
+        x->row = malloc(sizeof *x->row * b->B);
+        x->rcap = x->row ? b->B : 0;
+        if (!x->row) return LF_ERR_NOMEM;
+    }
+    if (N > x->cap) {
+        free(x->lse), free(x->rt);
+        x->lse = malloc(N * sizeof(float));
+        x->rt = malloc(N * sizeof(float));
+        x->cap = x->lse && x->rt ? N : 0;
+        if (!x->cap) return LF_ERR_NOMEM;
+    }
+    for (int r = 0; r < b->B; r++)
+        if (!(x->row[r] = cache_find(c, row_hash(b->inputs + (size_t)r * T, T)))) {
+            lf_set_error("teacher cache %s: a batch row is not in the cache: it was written for other rows (write it with "
+                         "the run's data, seed, batch_size, context, grad_accum and max_steps)", c->path);
+            return LF_ERR_ARG;
+        }
+    float tau = c->tau, invT = 1.0f / tau, T2 = tau * tau;
+    float *val = malloc(N * sizeof(float));
+    if (!val) return LF_ERR_NOMEM;
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < N; i++) {
+        val[i] = 0;
+        if (b->targets[i] < 0) continue;
+        const float *zs = logits + i * (size_t)V;
+        const int32_t *ids = (const int32_t *)x->row[i / T] + (size_t)(i % T) * k;
+        const float *lp = (const float *)(x->row[i / T] + (size_t)T * k * 4) + (size_t)(i % T) * k;
+        float mx = zs[0], se = 0.0f;
+        for (int v = 1; v < V; v++) mx = zs[v] > mx ? zs[v] : mx;
+#pragma omp simd reduction(+ : se)
+        for (int v = 0; v < V; v++) se += lf_vexpf((zs[v] - mx) * invT);
+        float lse = mx * invT + logf(se);
+        double P = 0, Q = 0, D = 0;
+        for (int j = 0; j < k; j++) {
+            float ls = zs[ids[j]] * invT - lse, p = pexp(lp[j]);
+            P += p, Q += pexp(ls);
+            D += p * (lp[j] - ls);
+        }
+        double r = tail_mass(P), qt = fmax(1 - Q, CACHE_TAIL_MIN);
+        if (r > 0) D += r * (log(r) - log(qt));
+        x->lse[i] = lse;
+        x->rt[i] = (float)(r / qt);
+        val[i] = (float)(T2 * D);
+    }
+    double sum = 0;
+    size_t cnt = 0;
+    for (size_t i = 0; i < N; i++)
+        if (b->targets[i] >= 0) {
+            sum += (double)(b->row_weight ? b->row_weight[i / T] : 1.0f) * val[i];
+            cnt++;
+        }
+    free(val);
+    x->counted = cnt;
+    *value = cnt ? sum / cnt : 0.0;
+    return LF_OK;
+}
+
+static void cache_backward_rows(lf_loss_term *t, const lf_batch *b, const float *logits, float *dlogits, size_t r0, size_t r1,
+                                int V, float scale, int accum) {
+    cache_term_ctx *x = t->ctx;
+    lf_distill_cache *c = x->c;
+    int k = c->k, T = b->T;
+    float tau = c->tau, invT = 1.0f / tau;
+#pragma omp parallel for schedule(static)
+    for (size_t i = r0; i < r1; i++) {
+        const float *zs = logits + (i - r0) * (size_t)V;
+        float *dz = dlogits + (i - r0) * (size_t)V;
+        if (b->targets[i] < 0 || !x->counted) {
+            if (!accum) memset(dz, 0, sizeof(float) * V);
+            continue;
+        }
+        const int32_t *ids = (const int32_t *)x->row[i / T] + (size_t)(i % T) * k;
+        const float *lp = (const float *)(x->row[i / T] + (size_t)T * k * 4) + (size_t)(i % T) * k;
+        float w = b->row_weight ? b->row_weight[i / T] : 1.0f, kc = scale * w * tau / (float)x->counted;
+        float lse = x->lse[i], tail = kc * (1.0f - x->rt[i]), keep = accum ? 1.0f : 0.0f, q[CACHE_MAX_K];
+        for (int j = 0; j < k; j++) q[j] = pexp(zs[ids[j]] * invT - lse); /* before an in-place write replaces zs */
+#pragma omp simd
+        for (int v = 0; v < V; v++) dz[v] = keep * dz[v] + tail * pexp(zs[v] * invT - lse);
+        for (int j = 0; j < k; j++) dz[ids[j]] += kc * (q[j] - pexp(lp[j])) - tail * q[j]; /* the top k: q - p */
+    }
+}
+
+static void cache_term_free(lf_loss_term *t) {
+    cache_term_ctx *x = t->ctx;
+    if (x) free(x->row), free(x->lse), free(x->rt), free(x);
+    free(t);
+}
+
+lf_loss_term *lf_distill_cache_term(lf_distill_cache *c, float weight) {
+    lf_loss_term *t = calloc(1, sizeof *t);
+    cache_term_ctx *x = calloc(1, sizeof *x);
+    if (!t || !x) {
+        free(t), free(x);
+        lf_set_error("out of memory");
+        return NULL;
+    }
+    x->c = c;
+    *t = (lf_loss_term){"distill_kl_cached", weight, LF_LOGITS_ALL, x, cache_forward, cache_backward_rows, NULL, cache_term_free};
+    return t;
+}

@@ -96,6 +96,8 @@ static const key_def keys[] = {
     S(hidden_loss, "cosine", "distill: hidden-state loss, cosine (DistilBERT) or mse (a learned projection when widths differ)"),
     F(hidden_weight, "1", "distill: weight of the hidden-state term (with hidden_layers)"),
     S(student_init, "", "distill: every_k:K starts the student from the teacher's blocks 0, K, 2K, ... (DistilBERT)"),
+    S(teacher_cache, "", "distill from this teacher cache (lmforge distill --write-cache) instead of a teacher: forward KL over its top k"),
+    I(cache_k, "16", "distill --write-cache: the teacher's top-k log-probabilities kept per position (the rest is one tail bin)"),
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
@@ -390,7 +392,11 @@ lf_status lf_train_config_check(const lf_train_config *c) {
         REQ(k >= 1 && k <= 4096 && !*end, "config: student_init must be every_k:K (K >= 1), got '%s'", c->student_init);
         REQ(c->teacher[0] && !c->init[0], "config: student_init builds the student from the teacher: it needs teacher and no init");
     }
-    REQ(!c->teacher[0] || !strcmp(c->task, "lm"), "config: distillation (teacher) is for task = lm; classification distillation is not built yet");
+    REQ(!(c->teacher[0] || c->teacher_cache[0]) || !strcmp(c->task, "lm"), "config: distillation (teacher) is for task = lm; classification distillation is not built yet");
+    REQ(!(c->teacher[0] && c->teacher_cache[0]), "config: give teacher or teacher_cache, not both");
+    REQ(!c->teacher_cache[0] || (!strcmp(c->loss, "kl") && !c->hidden_layers[0] && !c->student_init[0]),
+        "config: a teacher cache holds top-k log-probabilities only: loss kl, no hidden_layers or student_init (those need the teacher)");
+    REQ(c->cache_k >= 1 && c->cache_k <= 1024, "config: cache_k must be in 1..1024");
 #undef REQ
     return LF_OK;
 }

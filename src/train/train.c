@@ -29,6 +29,7 @@ typedef struct {
     lf_hook *es; /* early stopping: owned by the trainer */
     lf_lora *lora; /* LoRA on: checkpoints hold the adapter folder, not the model */
     lf_distill *dist; /* a teacher (distillation): reloaded from the config on resume */
+    lf_distill_cache *cache; /* or a cache of its top-k log-probabilities */
     lf_reporter *rep;
     int bad, skipped;
     float val_start, last_val;
@@ -380,8 +381,9 @@ static lf_status make_trainer(run *r) {
      * reuses that run), cross-entropy last among the logit terms (the last one writes the row with
      * its fused kernel, the others add to it) */
     if (!st && r->dist) st = lf_trainer_add_loss(r->tr, lf_distill_logit_term(r->dist, c->alpha));
+    if (!st && r->cache) st = lf_trainer_add_loss(r->tr, lf_distill_cache_term(r->cache, c->alpha));
     lf_loss_term *ce = st ? NULL : lf_loss_ce_new(c->label_smoothing);
-    if (ce && r->dist) ce->weight = 1.0f - c->alpha;
+    if (ce && (r->dist || r->cache)) ce->weight = 1.0f - c->alpha;
     if (!st) st = lf_trainer_add_loss(r->tr, ce);
     if (!st && r->dist && c->hidden_layers[0]) st = lf_trainer_add_loss(r->tr, lf_distill_hidden_term(r->dist, c->hidden_weight));
     if (!st) {
@@ -408,6 +410,9 @@ lf_status lf_train(const lf_train_config *c, const char *resume, volatile sig_at
     if (!st) st = open_tokenizer(r, resume ? ck : NULL);
     if (!st && c->teacher[0]) st = open_teacher(r);
     if (!st) st = open_model(r, resume ? ck : NULL);
+    if (!st && c->teacher_cache[0])
+        st = lf_distill_cache_open(&r->cache, c->teacher_cache, lf_tokenizer_fingerprint(r->tok), lf_model_config(r->m)->vocab_size,
+                                   c->context, c->temperature);
     uint64_t fp = r->tok ? lf_tokenizer_fingerprint(r->tok) : 0;
     if (!st) {
         snprintf(p, sizeof p, "%s/train.bin", c->data);
@@ -617,6 +622,7 @@ out:
     lf_shard_close(r->val);
     lf_lora_free(r->lora);
     lf_distill_free(r->dist); /* after the trainer: its terms use the teacher */
+    lf_distill_cache_free(r->cache);
     lf_model_free(r->m);
     lf_tokenizer_free(r->tok);
     return st;
