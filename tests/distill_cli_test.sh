@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # lmforge distill end to end on a small prepared corpus: a teacher trained here, then students
 # distilled from it (forward KL from a config, JSD + hidden-state cosine with a projection,
-# every_k:2 from the teacher, a Q8_0 GGUF teacher kept quantized, a top-k teacher cache); a paused and resumed distillation is bit-identical to an
+# every_k:2 from the teacher, a Q8_0 GGUF teacher kept quantized, a top-k teacher cache, on-policy batches); a paused and resumed distillation is bit-identical to an
 # uninterrupted one (the teacher is reloaded from the saved config); the student's folder loads in
 # eval; the KL term is not zero at the start and the logged loss mixes it with cross-entropy;
 # a teacher with another tokenizer, a missing teacher and bad keys give one-line errors.
@@ -70,6 +70,14 @@ four() { grep '"event":"train"' "$1/metrics.jsonl" | python3 -c 'import json,sys
 head -c 100 top8.cache > cut.cache
 "$lmforge" distill --teacher_cache=cut.cache "${common[@]}" "${student[@]}" --run_dir=X > X.out 2>&1; rc=$?
 [ $rc -ne 0 ] && [ "$(wc -l < X.out)" -eq 1 ] && grep -q "truncated" X.out && ok || bad "truncated cache (rc $rc): $(cat X.out)"
+
+# on-policy (GKD): half the batches continued by the student; pause and resume is bit-identical
+"$lmforge" distill --teacher T/best "${common[@]}" "${student[@]}" --run_dir=OA --on_policy=0.5 --alpha=1 --loss=jsd > OA.out 2>&1 && ok || bad "on-policy: $(tail -2 OA.out)"
+"$lmforge" distill --teacher T/best "${common[@]}" "${student[@]}" --run_dir=OB --on_policy=0.5 --alpha=1 --loss=jsd --stop_after_steps=7 > OB.out 2>&1 &&
+  "$lmforge" distill --resume OB --quiet > OB2.out 2>&1 && ok || bad "on-policy pause/resume: $(tail -2 OB.out OB2.out)"
+[ "$(losses OA | md5sum)" = "$(losses OB | md5sum)" ] && [ "$(losses OA | wc -l)" -eq 20 ] && ok || bad "resumed on-policy distillation differs"
+"$lmforge" distill --teacher_cache=top8.cache "${common[@]}" "${student[@]}" --run_dir=X --on_policy=0.5 > X.out 2>&1; rc=$?
+[ $rc -ne 0 ] && grep -q "on_policy needs a teacher" X.out && ok || bad "on-policy from a cache (rc $rc): $(cat X.out)"
 
 # errors: one line each, naming the problem
 "$lmforge" distill --teacher T/best --data=data2 --run_dir=X "${student[@]}" --quiet > X.out 2>&1; rc=$?

@@ -574,6 +574,60 @@ static void test_cache(const char *dir) {
     free(zt), free(zs), free(dz), free(refz), free(g);
 }
 
+/* ---------------------------------------------------------------- on-policy batches */
+
+static void test_on_policy(void) {
+    int B = 3, T = 12, P = 5;
+    lf_model *s = new_model(LF_ARCH_LLAMA, 16, 2, 2);
+    two_src a0 = {0, 50}, a1 = {0, 50}, a2 = {0, 50}, a3 = {0, 50};
+    lf_batch_source in0 = {"two", &a0, two_next, NULL, NULL, NULL}, in1 = {"two", &a1, two_next, NULL, NULL, NULL};
+    lf_batch_source in2 = {"two", &a2, two_next, NULL, NULL, NULL}, in3 = {"two", &a3, two_next, NULL, NULL, NULL};
+    lf_batch_source *none, *all, *half, *again;
+    LF_ASSERT(lf_distill_on_policy_source(&none, &in0, s, 0.0f, P, 1.0f, 7) == LF_OK);
+    LF_ASSERT(lf_distill_on_policy_source(&all, &in1, s, 1.0f, P, 1.0f, 7) == LF_OK);
+    LF_ASSERT(lf_distill_on_policy_source(&half, &in2, s, 0.5f, P, 1.0f, 7) == LF_OK);
+    LF_ASSERT(lf_distill_on_policy_source(&again, &in3, s, 0.5f, P, 1.0f, 7) == LF_OK);
+    lf_batch b0, b1, b2, b3, ref;
+    lf_batch_alloc(&b0, B, T), lf_batch_alloc(&b1, B, T), lf_batch_alloc(&b2, B, T), lf_batch_alloc(&b3, B, T);
+    int changed = 0, bad_prompt = 0, bad_targets = 0, half_gen = 0, same = 1;
+    uint64_t st[LF_SOURCE_STATE_MAX];
+    for (int k = 0; k < 20; k++) {
+        make_batch(&ref, B, T, 50 + (uint64_t)(k % 2));
+        LF_ASSERT(none->next(none, &b0) == LF_OK && all->next(all, &b1) == LF_OK && half->next(half, &b2) == LF_OK);
+        if (k == 9) { /* a source restored from half's state continues as half does */
+            int n = half->get_state(half, st);
+            CHECK(n == 1 && st[0] == 10, "on-policy state: %d words, batch index %llu", n, (unsigned long long)st[0]);
+            a3.n = a2.n;
+            LF_ASSERT(again->set_state(again, st, n) == LF_OK);
+        }
+        if (k > 9) {
+            LF_ASSERT(again->next(again, &b3) == LF_OK);
+            same &= !memcmp(b3.inputs, b2.inputs, sizeof(int32_t) * B * T) && !memcmp(b3.targets, b2.targets, sizeof(int32_t) * B * T);
+        }
+        CHECK(!memcmp(b0.inputs, ref.inputs, sizeof(int32_t) * B * T) && !memcmp(b0.targets, ref.targets, sizeof(int32_t) * B * T),
+              "lambda 0 changed batch %d", k);
+        for (int r = 0; r < B; r++) {
+            const int32_t *x = b1.inputs + r * T, *y = b1.targets + r * T, *x0 = ref.inputs + r * T;
+            bad_prompt += memcmp(x, x0, sizeof(int32_t) * P) != 0;
+            changed += memcmp(x + P, x0 + P, sizeof(int32_t) * (T - P)) != 0;
+            for (int t = 0; t < T; t++) bad_targets += y[t] != (t >= P - 1 && t + 1 < T ? x[t + 1] : -1);
+        }
+        half_gen += memcmp(b2.inputs, ref.inputs, sizeof(int32_t) * B * T) != 0;
+        lf_batch_free(&ref);
+    }
+    CHECK(bad_prompt == 0 && bad_targets == 0, "lambda 1: %d rows lost their prompt, %d targets are not the sampled tokens", bad_prompt, bad_targets);
+    CHECK(changed >= 55, "lambda 1: only %d of 60 rows were continued by the student", changed);
+    CHECK(half_gen >= 5 && half_gen <= 15, "lambda 0.5: %d of 20 batches on-policy", half_gen);
+    CHECK(same, "a source restored from a saved state draws other batches");
+    printf("on-policy: lambda 1 continued %d/60 rows, lambda 0.5 %d/20 batches; restored state identical\n", changed, half_gen);
+    /* the sources were given the stack-allocated inners: free only the wrappers' own parts */
+    lf_batch_source *w[4] = {none, all, half, again};
+    for (int i = 0; i < 4; i++) ((lf_batch_source **)w[i]->ctx)[0] = NULL;
+    for (int i = 0; i < 4; i++) lf_batch_source_free(w[i]);
+    lf_batch_free(&b0), lf_batch_free(&b1), lf_batch_free(&b2), lf_batch_free(&b3);
+    lf_model_free(s);
+}
+
 /* ---------------------------------------------------------------- export for distill_test.py */
 
 static void put(const char *dir, const char *name, const void *p, size_t bytes) {
@@ -685,5 +739,6 @@ int main(int argc, char **argv) {
     LF_ASSERT(mkdtemp(dir));
     test_cache(dir);
     lf_rm_rf(dir);
+    test_on_policy();
     return tu_finish("test_distill");
 }

@@ -70,6 +70,17 @@ lf_status lf_distill_attach(lf_distill *d, lf_model *student);
 lf_loss_term *lf_distill_logit_term(lf_distill *d, float weight);
 lf_loss_term *lf_distill_hidden_term(lf_distill *d, float weight);
 
+/* On-policy batches (GKD's λ): a batch source over inner that, for a fraction lambda of its
+ * batches (drawn from (seed, batch index)), keeps each row's first prompt_len tokens and replaces
+ * the rest with a continuation sampled from the student (KV-cache decoding, temperature
+ * sample_temperature, seeds from (seed, batch, row)); targets are then the sampled tokens, and -1 on
+ * the prompt's positions and on the last position (its next token was not sampled). The teacher's
+ * terms score those positions as on any batch. Cross-entropy, when its weight is not 0, also trains
+ * on the student's own samples there: TRL's GKD uses the divergence alone (alpha = 1). The inner
+ * source is taken over; the state is the inner's words plus the batch index (resume is exact). */
+lf_status lf_distill_on_policy_source(lf_batch_source **out, lf_batch_source *inner, lf_model *student, float lambda,
+                                      int prompt_len, float sample_temperature, uint64_t seed);
+
 /* DistilBERT's initialisation: a student with the teacher's blocks 0, k, 2k, ... (n_layer/k
  * rounded up), embeddings, final norm and head copied (quantized tensors dequantized). */
 lf_status lf_distill_student_every_k(lf_model **out, lf_model *teacher, int k);

@@ -57,6 +57,8 @@ typedef struct lf_train_config_s {
     float temperature, alpha, beta, hidden_weight;
     char teacher_cache[LF_PATH]; /* distill from a cache of the teacher's top-k log-probabilities instead */
     int cache_k;                 /* lmforge distill --write-cache: log-probabilities kept per position */
+    float on_policy, sample_temperature; /* GKD: fraction of batches continued by the student, its sampling temperature */
+    int on_policy_prompt;                /* tokens kept from the data before the student continues (0 = context/2) */
 } lf_train_config;
 
 void lf_train_config_defaults(lf_train_config *c);

@@ -9,6 +9,7 @@
  * student's log-sum-exp and Σ q·g, so that backward is one pass over the row. */
 #include "lmforge/distill.h"
 #include "lmforge/ckpt.h"
+#include "lmforge/eval.h"
 #include "lmforge/kernels.h"
 #include "../kernels/vmath.h"
 
@@ -998,4 +999,93 @@ lf_loss_term *lf_distill_cache_term(lf_distill_cache *c, float weight) {
     x->c = c;
     *t = (lf_loss_term){"distill_kl_cached", weight, LF_LOGITS_ALL, x, cache_forward, cache_backward_rows, NULL, cache_term_free};
     return t;
+}
+
+/* ---------------------------------------------------------------- on-policy batches (GKD) */
+
+typedef struct {
+    lf_batch_source *inner;
+    lf_model *student;
+    float lambda, temp;
+    int prompt;
+    uint64_t seed, n; /* n: batches drawn */
+    int32_t *row;     /* (T) the row being generated */
+    int len, T;
+} onpol_src;
+
+static int onpol_token(void *ctx, int id) {
+    onpol_src *o = ctx;
+    o->row[o->len++] = id;
+    return o->len >= o->T; /* the window is full */
+}
+
+static lf_status onpol_next(lf_batch_source *src, lf_batch *b) {
+    onpol_src *o = src->ctx;
+    lf_status st = o->inner->next(o->inner, b);
+    uint64_t n = o->n++;
+    if (st || (double)(lf_hash64(o->seed, 0x09b0, n) >> 11) * 0x1p-53 >= o->lambda) return st;
+    int T = b->T, P = o->prompt < T ? o->prompt : T - 1;
+    if (!o->row || o->T != T) {
+        free(o->row);
+        o->row = malloc(sizeof(int32_t) * T);
+        o->T = T;
+        if (!o->row) return LF_ERR_NOMEM;
+    }
+    for (int r = 0; r < b->B && !st; r++) {
+        int32_t *in = b->inputs + (size_t)r * T, *tg = b->targets + (size_t)r * T;
+        memcpy(o->row, in, sizeof(int32_t) * P);
+        o->len = P;
+        lf_sampler s = {o->temp, 0, 1.0f, lf_hash64(o->seed, 0x09b1 + n, (uint64_t)r)};
+        st = lf_generate(o->student, o->row, P, T - P, &s, -1, onpol_token, o, NULL);
+        for (int t = 0; t < T; t++) {
+            in[t] = t < o->len ? o->row[t] : 0;
+            tg[t] = t >= P - 1 && t + 1 < o->len ? o->row[t + 1] : -1;
+        }
+    }
+    return st;
+}
+
+static int onpol_get_state(const lf_batch_source *src, uint64_t *w) {
+    const onpol_src *o = src->ctx;
+    int k = o->inner->get_state ? o->inner->get_state(o->inner, w) : 0;
+    if (k >= LF_SOURCE_STATE_MAX) return k; /* no room: the batch index is then not kept (refused on set) */
+    w[k] = o->n;
+    return k + 1;
+}
+
+static lf_status onpol_set_state(lf_batch_source *src, const uint64_t *w, int n) {
+    onpol_src *o = src->ctx;
+    if (n < 1) {
+        lf_set_error("on-policy source: the saved state has no batch index");
+        return LF_ERR_FORMAT;
+    }
+    o->n = w[n - 1];
+    return o->inner->set_state ? o->inner->set_state(o->inner, w, n - 1) : LF_OK;
+}
+
+static void onpol_free(lf_batch_source *src) {
+    onpol_src *o = src->ctx;
+    lf_batch_source_free(o->inner);
+    free(o->row);
+    free(o);
+    free(src);
+}
+
+lf_status lf_distill_on_policy_source(lf_batch_source **out, lf_batch_source *inner, lf_model *student, float lambda,
+                                      int prompt_len, float sample_temperature, uint64_t seed) {
+    *out = NULL;
+    if (!(lambda >= 0 && lambda <= 1) || prompt_len < 1 || !(sample_temperature >= 0)) {
+        lf_set_error("on-policy distillation: need on_policy in [0, 1], a prompt of at least 1 token, sample_temperature >= 0");
+        return LF_ERR_ARG;
+    }
+    lf_batch_source *s = calloc(1, sizeof *s);
+    onpol_src *o = calloc(1, sizeof *o);
+    if (!s || !o) {
+        free(s), free(o);
+        return LF_ERR_NOMEM;
+    }
+    *o = (onpol_src){inner, student, lambda, sample_temperature, prompt_len, seed, 0, NULL, 0, 0};
+    *s = (lf_batch_source){"on_policy", o, onpol_next, onpol_get_state, onpol_set_state, onpol_free};
+    *out = s;
+    return LF_OK;
 }

@@ -98,6 +98,9 @@ static const key_def keys[] = {
     S(student_init, "", "distill: every_k:K starts the student from the teacher's blocks 0, K, 2K, ... (DistilBERT)"),
     S(teacher_cache, "", "distill from this teacher cache (lmforge distill --write-cache) instead of a teacher: forward KL over its top k"),
     I(cache_k, "16", "distill --write-cache: the teacher's top-k log-probabilities kept per position (the rest is one tail bin)"),
+    F(on_policy, "0", "distill (GKD's lambda): fraction of batches whose rows the student continues by sampling, scored by the teacher"),
+    I(on_policy_prompt, "0", "distill on-policy: tokens of each row kept as the prompt (0 = context/2)"),
+    F(sample_temperature, "1", "distill on-policy: the student's sampling temperature (0 = greedy)"),
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
@@ -397,6 +400,9 @@ lf_status lf_train_config_check(const lf_train_config *c) {
     REQ(!c->teacher_cache[0] || (!strcmp(c->loss, "kl") && !c->hidden_layers[0] && !c->student_init[0]),
         "config: a teacher cache holds top-k log-probabilities only: loss kl, no hidden_layers or student_init (those need the teacher)");
     REQ(c->cache_k >= 1 && c->cache_k <= 1024, "config: cache_k must be in 1..1024");
+    REQ(c->on_policy >= 0 && c->on_policy <= 1 && c->sample_temperature >= 0 && c->on_policy_prompt >= 0 && c->on_policy_prompt < c->context,
+        "config: need on_policy in [0, 1], sample_temperature >= 0 and 0 <= on_policy_prompt < context");
+    REQ(c->on_policy == 0 || c->teacher[0], "config: on_policy needs a teacher (the student's samples are not in a teacher cache)");
 #undef REQ
     return LF_OK;
 }

@@ -433,6 +433,12 @@ lf_status lf_train(const lf_train_config *c, const char *resume, volatile sig_at
         st = lf_loader_init(&l, r->train, c->batch_size, c->context, (uint64_t)c->seed, 0);
         if (!st && (st = lf_loader_source(&r->src, l, 1))) lf_loader_free(l);
     }
+    if (!st && c->on_policy > 0) { /* GKD: some batches continued by the student itself */
+        lf_batch_source *inner = r->src;
+        st = lf_distill_on_policy_source(&r->src, inner, r->m, c->on_policy, c->on_policy_prompt ? c->on_policy_prompt : c->context / 2,
+                                         c->sample_temperature, (uint64_t)c->seed);
+        if (st) r->src = inner;
+    }
     if (!st) st = make_trainer(r);
     if (!st && resume) {
         char *txt = NULL;
