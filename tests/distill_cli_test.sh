@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # lmforge distill end to end on a small prepared corpus: a teacher trained here, then students
 # distilled from it (forward KL from a config, JSD + hidden-state cosine with a projection,
-# every_k:2 from the teacher, a Q8_0 GGUF teacher kept quantized, a top-k teacher cache, on-policy batches); a paused and resumed distillation is bit-identical to an
+# every_k:2 from the teacher, a Q8_0 GGUF teacher kept quantized, a top-k teacher cache, on-policy batches, a classifier); a paused and resumed distillation is bit-identical to an
 # uninterrupted one (the teacher is reloaded from the saved config); the student's folder loads in
 # eval; the KL term is not zero at the start and the logged loss mixes it with cross-entropy;
 # a teacher with another tokenizer, a missing teacher and bad keys give one-line errors.
@@ -78,6 +78,26 @@ head -c 100 top8.cache > cut.cache
 [ "$(losses OA | md5sum)" = "$(losses OB | md5sum)" ] && [ "$(losses OA | wc -l)" -eq 20 ] && ok || bad "resumed on-policy distillation differs"
 "$lmforge" distill --teacher_cache=top8.cache "${common[@]}" "${student[@]}" --run_dir=X --on_policy=0.5 > X.out 2>&1; rc=$?
 [ $rc -ne 0 ] && grep -q "on_policy needs a teacher" X.out && ok || bad "on-policy from a cache (rc $rc): $(cat X.out)"
+
+# classification (task = classify, head = lm): a classifier teacher fine-tuned from T, a student
+# fine-tuned from A's distilled LM with the teacher's label-token distribution; alpha 0 = plain
+python3 - > cls.jsonl <<'PY' 2>/dev/null || awk 'BEGIN{for(i=0;i<200;i++) printf "{\"text\": \"the cat %s the fish\", \"label\": \"%s\"}\n", (i%2?"eats":"sees"), (i%2?"a":"b")}' > cls.jsonl
+import json, random
+r = random.Random(2)
+for i in range(200):
+    lab = ["a", "b"][i % 2]
+    print(json.dumps({"text": f"{r.choice(['the cat', 'a dog'])} {['eats', 'sees'][i % 2]} {r.choice(['the fish', 'bread'])}", "label": lab}))
+PY
+"$lmforge" prepare --tokenizer tok.json --input cls.jsonl --output clsdata --val-fraction 0.2 --quiet > P.out 2>&1 && ok || bad "prepare labelled data: $(cat P.out)"
+closs() { grep -E '"event":"(step|eval)"' "$1/metrics.jsonl"; }
+ccom=(--task=classify --head=lm --data=clsdata --context=32 --batch_size=8 --max_steps=12 --eval_every=6 --warmup_steps=2 --lr=1e-3 --quiet)
+"$lmforge" train "${ccom[@]}" --init=T/best --run_dir=TC > TC.out 2>&1 && [ -s TC/best/model.safetensors ] && ok || bad "classifier teacher: $(tail -2 TC.out)"
+"$lmforge" distill "${ccom[@]}" --init=A/best --teacher=TC/best --alpha=0.5 --temperature=2 --run_dir=SC > SC.out 2>&1 && [ -s SC/best/model.safetensors ] && ok || bad "classifier distillation: $(tail -2 SC.out)"
+"$lmforge" distill "${ccom[@]}" --init=A/best --teacher=TC/best --alpha=0 --run_dir=S0 > S0.out 2>&1 && "$lmforge" train "${ccom[@]}" --init=A/best --run_dir=SP > SP.out 2>&1 &&
+  [ "$(closs S0 | md5sum)" = "$(closs SP | md5sum)" ] && [ "$(closs SC | md5sum)" != "$(closs SP | md5sum)" ] && [ "$(closs SP | wc -l)" -ge 3 ] && ok ||
+  bad "classifier distillation: alpha 0 is not plain training, or alpha 0.5 is"
+"$lmforge" distill "${ccom[@]}" --head=score --init=A/best --teacher=TC/best --run_dir=X > X.out 2>&1; rc=$?
+[ $rc -ne 0 ] && grep -q "head = lm" X.out && ok || bad "classify with a score head (rc $rc): $(cat X.out)"
 
 # errors: one line each, naming the problem
 "$lmforge" distill --teacher T/best --data=data2 --run_dir=X "${student[@]}" --quiet > X.out 2>&1; rc=$?

@@ -4,6 +4,7 @@
 #include "cli.h"
 #include "lmforge/data.h"
 #include "lmforge/distill.h"
+#include "lmforge/seqcls.h"
 #include "lmforge/tokenizer.h"
 
 #include <stdio.h>
@@ -88,6 +89,17 @@ int cmd_distill(int argc, char **argv) {
     }
     volatile sig_atomic_t *stop = cli_stop_on_signals();
     lf_train_result r;
+    if (!strcmp(c.task, "classify")) { /* a classifier (head = lm) distilled: src/tech/cls_train.c */
+        if (resume) {
+            fprintf(stderr, "lmforge distill: task = classify does not resume (it keeps best/ and final/, no step checkpoints)\n");
+            return 2;
+        }
+        if (lf_cls_train(&c, stop, &r)) return cli_fail("distill");
+        if (!c.json)
+            printf("steps %d, train loss %.4f -> %.4f, %zu trainable parameters; best (%s) at step %d in %s; last weights in %s\n",
+                   r.steps, r.first_loss, r.last_loss, r.params, c.metric, r.best_step, r.best_dir, r.last_checkpoint);
+        return r.reason == LF_STOP_SIGNAL ? 130 : 0;
+    }
     if (lf_train(&c, resume, stop, &r)) return cli_fail("distill");
     return cli_train_summary(&c, &r, "distill");
 }
