@@ -51,6 +51,14 @@ typedef struct lf_train_config_s {
     char task[16], head[16], metric[16];
     int head_only, eval_examples;
     int test_examples; /* classify: test-split examples scored at each new best (0 = none, -1 = all) */
+    /* distillation (src/tech/distill.c): on when teacher is set; the objective is then
+     * (1 - alpha)·cross-entropy + alpha·(logit term) + hidden_weight·(hidden-state term) */
+    char teacher[LF_PATH], loss[8], hidden_layers[128], hidden_loss[8], student_init[32];
+    float temperature, alpha, beta, hidden_weight;
+    char teacher_cache[LF_PATH]; /* distill from a cache of the teacher's top-k log-probabilities instead */
+    int cache_k;                 /* lmforge distill --write-cache: log-probabilities kept per position */
+    float on_policy, sample_temperature; /* GKD: fraction of batches continued by the student, its sampling temperature */
+    int on_policy_prompt;                /* tokens kept from the data before the student continues (0 = context/2) */
 } lf_train_config;
 
 void lf_train_config_defaults(lf_train_config *c);

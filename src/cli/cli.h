@@ -20,6 +20,13 @@ int cmd_generate(int argc, char **argv);
 int cmd_fetch(int argc, char **argv);
 int cmd_lora(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
+int cmd_distill(int argc, char **argv);
+/* the training commands' configuration (cmd_train.c): defaults <- a resumed checkpoint's config <-
+ * --config FILE <- --key=value. Returns -1 to go on, else the exit code (help printed: 0). */
+#include "lmforge/train.h"
+int cli_train_resolve(lf_train_config *c, int argc, char **argv, const char **resume, const char *cmd, void (*help)(FILE *));
+/* prints a finished lf_train's summary; returns the exit code (130 when interrupted) */
+int cli_train_summary(const lf_train_config *c, const lf_train_result *r, const char *cmd);
 /* LoRA adapters for eval/generate/verify: "--adapter DIR[:SCALE][,DIR...]" loaded onto m (list NULL:
  * nothing); prints the error and returns -1 on failure (cmd_lora.c) */
 typedef struct lf_model lf_model;

@@ -19,13 +19,13 @@ static void usage(FILE *f) {
 }
 
 /* defaults <- the checkpoint's saved config (when resuming) <- the config file <- --key=value */
-static int resolve(lf_train_config *c, int argc, char **argv, const char **resume, const char *cmd) {
+int cli_train_resolve(lf_train_config *c, int argc, char **argv, const char **resume, const char *cmd, void (*help)(FILE *)) {
     lf_train_config_defaults(c);
     const char *cfg_file = NULL;
     *resume = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            usage(stdout);
+            help(stdout);
             return 0;
         }
         if (!strcmp(argv[i], "--resume") && i + 1 < argc) *resume = argv[i + 1];
@@ -77,7 +77,7 @@ int cmd_config(int argc, char **argv) {
     }
     lf_train_config c;
     const char *resume;
-    int rc = resolve(&c, argc - 1, argv + 1, &resume, "config show");
+    int rc = cli_train_resolve(&c, argc - 1, argv + 1, &resume, "config show", usage);
     if (rc >= 0) return rc;
     char *s = lf_train_config_json(&c);
     puts(s);
@@ -88,7 +88,7 @@ int cmd_config(int argc, char **argv) {
 int cmd_train(int argc, char **argv) {
     lf_train_config c;
     const char *resume;
-    int rc = resolve(&c, argc, argv, &resume, "train");
+    int rc = cli_train_resolve(&c, argc, argv, &resume, "train", usage);
     if (rc >= 0) return rc;
     volatile sig_atomic_t *stop = cli_stop_on_signals();
     lf_train_result r;
@@ -107,11 +107,17 @@ int cmd_train(int argc, char **argv) {
     }
     st = lf_train(&c, resume, stop, &r);
     if (st) return cli_fail("train");
+    return cli_train_summary(&c, &r, "train");
+}
+
+int cli_train_summary(const lf_train_config *cp, const lf_train_result *rp, const char *cmd) {
+    const lf_train_config c = *cp;
+    const lf_train_result r = *rp;
     FILE *msg = c.json ? stderr : stdout; /* stdout stays pure JSON lines in --json mode */
     if (r.reason == LF_STOP_SIGNAL)
-        fprintf(msg, "interrupted at step %d; checkpoint %s\nresume with: lmforge train --resume %s\n", r.steps, r.last_checkpoint, c.run_dir);
+        fprintf(msg, "interrupted at step %d; checkpoint %s\nresume with: lmforge %s --resume %s\n", r.steps, r.last_checkpoint, cmd, c.run_dir);
     else if (r.reason == LF_STOP_TIME)
-        fprintf(msg, "paused at step %d (time or step limit); resume with: lmforge train --resume %s\n", r.steps, c.run_dir);
+        fprintf(msg, "paused at step %d (time or step limit); resume with: lmforge %s --resume %s\n", r.steps, cmd, c.run_dir);
     if (!c.json) {
         printf("steps %d (%d this run%s), %.0f tokens/s, train loss %.4f -> %.4f\n", r.steps, r.steps - r.start_step,
                r.skipped_steps ? ", some skipped as non-finite" : "", r.tokens_per_s, r.first_loss, r.last_loss);

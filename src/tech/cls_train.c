@@ -11,6 +11,7 @@
  * with the tokenizer. This driver writes no resumable step checkpoints (lf_train does, for
  * task = lm); an interrupted run keeps its best/. */
 #include "lmforge/ckpt.h"
+#include "lmforge/distill.h"
 #include "lmforge/eval.h"
 #include "lmforge/lora.h"
 #include "lmforge/report.h"
@@ -142,6 +143,7 @@ typedef struct {
     lf_cls_dataset train, val, test;
     lf_seqcls *h;
     lf_lora *lora; /* LoRA on: best/ and final/ hold the adapter folder (PEFT layout) */
+    lf_distill *dist; /* head = lm with a teacher: its distribution over the label tokens (distill.c) */
     lf_reporter *rep;
     int pad;
 } cls_run;
@@ -326,6 +328,15 @@ lf_status lf_cls_train(const lf_train_config *c, volatile sig_atomic_t *stop, lf
         st = lf_model_set_trainable(r->m, p, 0, NULL);
     }
     if (!st) st = lf_lora_from_config(&r->lora, r->m, c); /* freezes the base; a score head added next trains */
+    if (!st && c->teacher[0]) { /* the teacher scores the same verbalizer rows; the terms read the label positions */
+        lf_distill_opts dopt;
+        lf_distill_opts_default(&dopt);
+        dopt.kind = (lf_distill_kind)lf_distill_kind_parse(c->loss);
+        dopt.temperature = c->temperature;
+        dopt.beta = c->beta;
+        st = lf_distill_open(&r->dist, c->teacher, r->tok, &dopt);
+        if (!st) st = lf_distill_attach(r->dist, r->m);
+    }
     if (st) goto out;
     r->pad = lf_tokenizer_eos(r->tok) >= 0 ? lf_tokenizer_eos(r->tok) : 0;
     if (!strcmp(c->head, "score")) {
@@ -352,7 +363,10 @@ lf_status lf_cls_train(const lf_train_config *c, volatile sig_atomic_t *stop, lf
     lf_schedule_parse(c->schedule, &k);
     o.schedule = (lf_schedule){k, c->lr, c->min_lr, c->warmup_steps, c->max_steps};
     if ((st = lf_trainer_init(&tr, r->m, src, &o))) goto out;
-    if ((st = lf_trainer_add_loss(tr, r->h ? lf_seqcls_loss_new(r->h) : lf_loss_ce_new(c->label_smoothing)))) goto out;
+    if (r->dist && (st = lf_trainer_add_loss(tr, lf_distill_logit_term(r->dist, c->alpha)))) goto out;
+    lf_loss_term *ce = r->h ? lf_seqcls_loss_new(r->h) : lf_loss_ce_new(c->label_smoothing);
+    if (ce && r->dist) ce->weight = 1.0f - c->alpha;
+    if ((st = lf_trainer_add_loss(tr, ce))) goto out;
     es = lf_hook_early_stopping(c->patience, c->min_delta); /* called here with the chosen metric, not the LM loss */
     if (!es) {
         st = LF_ERR_NOMEM;
@@ -469,6 +483,7 @@ lf_status lf_cls_train(const lf_train_config *c, volatile sig_atomic_t *stop, lf
 out:
     if (es && es->free) es->free(es);
     lf_trainer_free(tr);
+    lf_distill_free(r->dist); /* after the trainer: its terms use the teacher */
     lf_batch_source_free(src);
     lf_report_close(r->rep);
     lf_seqcls_free(r->h);

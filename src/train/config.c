@@ -86,6 +86,21 @@ static const key_def keys[] = {
     B(head_only, "false", "classify with head = score: train only score.weight (the model frozen)"),
     I(eval_examples, "0", "classify: validation examples per evaluation (0 = all)"),
     I(test_examples, "0", "classify: score the first N examples of the data's test split at every new best (0 = none, -1 = all)"),
+    /* distillation (lmforge distill, or these keys in lmforge train): src/tech/distill.c */
+    S(teacher, "", "distill from this model (HF folder, GGUF, llama2.c .bin; frozen, forward only; same tokenizer)"),
+    F(temperature, "1", "distill: softmax temperature of both models (the logit term is scaled by its square)"),
+    F(alpha, "0.5", "distill: weight of the logit term; cross-entropy on the labels gets 1 - alpha"),
+    S(loss, "kl", "distill: kl (forward KL), rkl (reverse KL) or jsd (generalized Jensen-Shannon with beta)"),
+    F(beta, "0.5", "distill: jsd interpolation (0 = forward KL, 1 = reverse KL, as TRL's GKD)"),
+    S(hidden_layers, "", "distill: hidden-state pairs STUDENT:TEACHER,... (layer L = input of block L; n_layer = last)"),
+    S(hidden_loss, "cosine", "distill: hidden-state loss, cosine (DistilBERT) or mse (a learned projection when widths differ)"),
+    F(hidden_weight, "1", "distill: weight of the hidden-state term (with hidden_layers)"),
+    S(student_init, "", "distill: every_k:K starts the student from the teacher's blocks 0, K, 2K, ... (DistilBERT)"),
+    S(teacher_cache, "", "distill from this teacher cache (lmforge distill --write-cache) instead of a teacher: forward KL over its top k"),
+    I(cache_k, "16", "distill --write-cache: the teacher's top-k log-probabilities kept per position (the rest is one tail bin)"),
+    F(on_policy, "0", "distill (GKD's lambda): fraction of batches whose rows the student continues by sampling, scored by the teacher"),
+    I(on_policy_prompt, "0", "distill on-policy: tokens of each row kept as the prompt (0 = context/2)"),
+    F(sample_temperature, "1", "distill on-policy: the student's sampling temperature (0 = greedy)"),
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
@@ -370,6 +385,27 @@ lf_status lf_train_config_check(const lf_train_config *c) {
     REQ(!c->head_only || !strcmp(c->head, "score"), "config: head_only needs head = score");
     REQ(c->eval_examples >= 0, "config: eval_examples must be >= 0");
     REQ(c->test_examples >= -1, "config: test_examples must be >= -1 (-1 = all)");
+    REQ(!strcmp(c->loss, "kl") || !strcmp(c->loss, "rkl") || !strcmp(c->loss, "jsd"), "config: loss must be kl, rkl or jsd, got '%s'", c->loss);
+    REQ(!strcmp(c->hidden_loss, "mse") || !strcmp(c->hidden_loss, "cosine"), "config: hidden_loss must be mse or cosine, got '%s'", c->hidden_loss);
+    REQ(c->temperature > 0 && c->temperature <= 1000 && c->alpha >= 0 && c->alpha <= 1 && c->beta >= 0 && c->beta <= 1 && c->hidden_weight >= 0,
+        "config: need temperature in (0, 1000], alpha and beta in [0, 1], hidden_weight >= 0");
+    if (c->student_init[0]) {
+        char *end;
+        long k = strncmp(c->student_init, "every_k:", 8) ? 0 : strtol(c->student_init + 8, &end, 10);
+        REQ(k >= 1 && k <= 4096 && !*end, "config: student_init must be every_k:K (K >= 1), got '%s'", c->student_init);
+        REQ(c->teacher[0] && !c->init[0], "config: student_init builds the student from the teacher: it needs teacher and no init");
+    }
+    REQ(!(c->teacher[0] || c->teacher_cache[0]) || !strcmp(c->task, "lm") || (!strcmp(c->head, "lm") && c->teacher[0] &&
+        !c->hidden_layers[0] && !c->student_init[0] && c->on_policy == 0),
+        "config: task = classify distils with head = lm (the teacher's distribution over the label tokens) and a teacher: "
+        "no teacher_cache, hidden_layers, student_init or on_policy");
+    REQ(!(c->teacher[0] && c->teacher_cache[0]), "config: give teacher or teacher_cache, not both");
+    REQ(!c->teacher_cache[0] || (!strcmp(c->loss, "kl") && !c->hidden_layers[0] && !c->student_init[0]),
+        "config: a teacher cache holds top-k log-probabilities only: loss kl, no hidden_layers or student_init (those need the teacher)");
+    REQ(c->cache_k >= 1 && c->cache_k <= 1024, "config: cache_k must be in 1..1024");
+    REQ(c->on_policy >= 0 && c->on_policy <= 1 && c->sample_temperature >= 0 && c->on_policy_prompt >= 0 && c->on_policy_prompt < c->context,
+        "config: need on_policy in [0, 1], sample_temperature >= 0 and 0 <= on_policy_prompt < context");
+    REQ(c->on_policy == 0 || c->teacher[0], "config: on_policy needs a teacher (the student's samples are not in a teacher cache)");
 #undef REQ
     return LF_OK;
 }

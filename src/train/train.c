@@ -6,6 +6,7 @@
 #include "lmforge/train.h"
 #include "lmforge/ckpt.h"
 #include "lmforge/data.h"
+#include "lmforge/distill.h"
 #include "lmforge/lora.h"
 #include "lmforge/optim.h"
 #include "lmforge/report.h"
@@ -27,6 +28,8 @@ typedef struct {
     lf_batch_source *src;
     lf_hook *es; /* early stopping: owned by the trainer */
     lf_lora *lora; /* LoRA on: checkpoints hold the adapter folder, not the model */
+    lf_distill *dist; /* a teacher (distillation): reloaded from the config on resume */
+    lf_distill_cache *cache; /* or a cache of its top-k log-probabilities */
     lf_reporter *rep;
     int bad, skipped;
     float val_start, last_val;
@@ -218,6 +221,8 @@ static lf_status open_model(run *r, const char *resume_ck) {
     int lora = c->lora_r > 0 || c->adapter[0];
     if (resume_ck && !lora) st = lf_hf_load(&r->m, resume_ck);
     else if (c->init[0]) st = lf_model_load(&r->m, c->init); /* LoRA resumes over its base: the checkpoint holds the adapter */
+    else if (r->dist && c->student_init[0]) /* DistilBERT: the teacher's every k-th block */
+        st = lf_distill_student_every_k(&r->m, lf_distill_teacher(r->dist), atoi(c->student_init + 8));
     else {
         lf_config mc;
         lf_config_defaults(&mc, !strcmp(c->arch, "gpt2") ? LF_ARCH_GPT2 : LF_ARCH_LLAMA);
@@ -271,6 +276,21 @@ static lf_status open_model(run *r, const char *resume_ck) {
     if (!st && lora) { /* the base freezes; on resume the trainer state then restores the adapter's values */
         st = lf_lora_from_config(&r->lora, r->m, c);
     }
+    if (!st && r->dist) st = lf_distill_attach(r->dist, r->m); /* projections before the trainer: resume restores them */
+    return st;
+}
+
+static lf_status open_teacher(run *r) {
+    const lf_train_config *c = r->c;
+    lf_distill_opts o;
+    lf_distill_opts_default(&o);
+    o.kind = (lf_distill_kind)lf_distill_kind_parse(c->loss);
+    o.temperature = c->temperature;
+    o.beta = c->beta;
+    o.hidden = (lf_hidden_kind)lf_hidden_kind_parse(c->hidden_loss);
+    o.seed = (uint64_t)c->seed;
+    lf_status st = lf_distill_parse_pairs(&o, c->hidden_layers);
+    if (!st) st = lf_distill_open(&r->dist, c->teacher, r->tok, &o);
     return st;
 }
 
@@ -357,7 +377,15 @@ static lf_status make_trainer(run *r) {
     lf_schedule_parse(c->schedule, &k);
     o.schedule = (lf_schedule){k, c->lr, c->min_lr, c->warmup_steps, c->max_steps};
     lf_status st = lf_trainer_init(&r->tr, r->m, r->src, &o);
-    if (!st) st = lf_trainer_add_loss(r->tr, lf_loss_ce_new(c->label_smoothing));
+    /* with a teacher: the logit term first (it runs the teacher with logits; the hidden term
+     * reuses that run), cross-entropy last among the logit terms (the last one writes the row with
+     * its fused kernel, the others add to it) */
+    if (!st && r->dist) st = lf_trainer_add_loss(r->tr, lf_distill_logit_term(r->dist, c->alpha));
+    if (!st && r->cache) st = lf_trainer_add_loss(r->tr, lf_distill_cache_term(r->cache, c->alpha));
+    lf_loss_term *ce = st ? NULL : lf_loss_ce_new(c->label_smoothing);
+    if (ce && (r->dist || r->cache)) ce->weight = 1.0f - c->alpha;
+    if (!st) st = lf_trainer_add_loss(r->tr, ce);
+    if (!st && r->dist && c->hidden_layers[0]) st = lf_trainer_add_loss(r->tr, lf_distill_hidden_term(r->dist, c->hidden_weight));
     if (!st) {
         r->es = lf_hook_early_stopping(c->patience, c->min_delta);
         st = lf_trainer_add_hook(r->tr, r->es);
@@ -380,7 +408,11 @@ lf_status lf_train(const lf_train_config *c, const char *resume, volatile sig_at
     if (resume) st = resolve_checkpoint(resume, ck, sizeof ck);
     if (!st) st = lf_mkdirs(c->run_dir);
     if (!st) st = open_tokenizer(r, resume ? ck : NULL);
+    if (!st && c->teacher[0]) st = open_teacher(r);
     if (!st) st = open_model(r, resume ? ck : NULL);
+    if (!st && c->teacher_cache[0])
+        st = lf_distill_cache_open(&r->cache, c->teacher_cache, lf_tokenizer_fingerprint(r->tok), lf_model_config(r->m)->vocab_size,
+                                   c->context, c->temperature);
     uint64_t fp = r->tok ? lf_tokenizer_fingerprint(r->tok) : 0;
     if (!st) {
         snprintf(p, sizeof p, "%s/train.bin", c->data);
@@ -400,6 +432,12 @@ lf_status lf_train(const lf_train_config *c, const char *resume, volatile sig_at
         lf_loader *l;
         st = lf_loader_init(&l, r->train, c->batch_size, c->context, (uint64_t)c->seed, 0);
         if (!st && (st = lf_loader_source(&r->src, l, 1))) lf_loader_free(l);
+    }
+    if (!st && c->on_policy > 0) { /* GKD: some batches continued by the student itself */
+        lf_batch_source *inner = r->src;
+        st = lf_distill_on_policy_source(&r->src, inner, r->m, c->on_policy, c->on_policy_prompt ? c->on_policy_prompt : c->context / 2,
+                                         c->sample_temperature, (uint64_t)c->seed);
+        if (st) r->src = inner;
     }
     if (!st) st = make_trainer(r);
     if (!st && resume) {
@@ -589,6 +627,8 @@ out:
     lf_shard_close(r->train);
     lf_shard_close(r->val);
     lf_lora_free(r->lora);
+    lf_distill_free(r->dist); /* after the trainer: its terms use the teacher */
+    lf_distill_cache_free(r->cache);
     lf_model_free(r->m);
     lf_tokenizer_free(r->tok);
     return st;
