@@ -137,3 +137,8 @@ if(LF_PYTHON3)
   add_test(NAME llamacpp COMMAND ${LF_PYTHON3} ${CMAKE_SOURCE_DIR}/tests/llamacpp_test.py $<TARGET_FILE:lmforge>)
   set_tests_properties(llamacpp PROPERTIES SKIP_RETURN_CODE 77)
 endif()
+# Pruning (issue 11): selection counts, magnitude, Wanda against a plain reference, SparseGPT's
+# blocked LAPACK solver against the unblocked OBS reference, masks through training, the schedule
+lf_test(test_prune)
+add_test(NAME prune COMMAND test_prune)
+set_tests_properties(prune PROPERTIES LABELS fast)
