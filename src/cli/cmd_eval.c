@@ -330,10 +330,10 @@ int cmd_eval(int argc, char **argv) {
         double loss = r.targets ? r.loss_sum / r.targets : NAN, bpb = bytes ? r.loss_sum / log(2.0) / bytes : NAN;
         char bpbs[32] = "null"; /* no tokenizer, no bytes: JSON has no NaN */
         if (isfinite(bpb)) snprintf(bpbs, sizeof bpbs, "%.6f", bpb);
-        /* pruning (issue 11): zeros of the linear weights held as float32, and the parameters that
+        /* pruning (issue 11): zeros of the blocks' linear weights held as float32, and the parameters that
          * are not zero (tensors in a quantized storage count as nonzero) */
         size_t lz = 0, lt = 0, zeros = 0, np = lf_model_num_scalars(m);
-        lf_prune_count(m, 1, &lz, &lt);
+        lf_prune_count(m, 0, &lz, &lt); /* the blocks' linears: a pruned head shows in the nonzero count */
         for (int i = 0; i < lf_model_num_params(m); i++) {
             lf_param *pp = lf_model_param(m, i);
             for (size_t k = 0; pp->data && k < pp->numel; k++) zeros += pp->data[k] == 0.0f;

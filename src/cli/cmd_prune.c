@@ -14,7 +14,7 @@
 #include <string.h>
 
 /* K windows of T tokens at seeded random starts of the calibration data, (K,T) */
-static int32_t *calib_windows(const char *path, const char *model, int K, int T, uint64_t seed, int vocab) {
+static int32_t *calib_windows(const char *path, const char *model, const char *tokp, int K, int T, uint64_t seed, int vocab) {
     lf_ids ids = {0};
     size_t pl = strlen(path);
     if (pl > 4 && !strcmp(path + pl - 4, ".bin")) {
@@ -28,6 +28,7 @@ static int32_t *calib_windows(const char *path, const char *model, int K, int T,
     } else {
         char tp[4096];
         cli_model_tokenizer(model, tp, sizeof tp);
+        if (tokp) snprintf(tp, sizeof tp, "%s", tokp);
         lf_tokenizer *t;
         size_t n;
         char *text = lf_read_file(path, &n);
@@ -70,6 +71,7 @@ static int32_t *calib_windows(const char *path, const char *model, int K, int T,
 typedef struct {
     lf_model *m;
     json_t *meta;
+    int include_head;
 } report_ctx;
 
 static lf_status write_report(FILE *f, const char *path, const void *ctx) {
@@ -82,7 +84,7 @@ static lf_status write_report(FILE *f, const char *path, const void *ctx) {
         size_t pz = 0;
         for (size_t k = 0; k < p->numel; k++) pz += p->data[k] == 0.0f;
         all_zero += pz;
-        if (!lf_prune_is_target(r->m, p, 1)) continue;
+        if (!lf_prune_is_target(r->m, p, r->include_head)) continue;
         z += pz;
         t += p->numel;
         json_t *e = json_object();
@@ -145,7 +147,7 @@ static int copy_tokenizer(const char *model, const char *out) {
 }
 
 int cmd_prune(int argc, char **argv) {
-    const char *model = NULL, *out = NULL, *method = NULL, *calib = NULL, *pattern = NULL;
+    const char *model = NULL, *out = NULL, *method = NULL, *calib = NULL, *pattern = NULL, *tokp = NULL;
     float sparsity = -1.0f, damp = 0.01f;
     int K = 64, T = 256, bs = 128, global = 0, dense_stats = 0, head = 0, quiet = 0, seed = 0;
     for (int i = 1; i < argc; i++) {
@@ -155,6 +157,7 @@ int cmd_prune(int argc, char **argv) {
         else if (!strcmp(a, "--out") && has) out = argv[++i];
         else if (!strcmp(a, "--calib") && has) calib = argv[++i];
         else if (!strcmp(a, "--pattern") && has) pattern = argv[++i];
+        else if (!strcmp(a, "--tokenizer") && has) tokp = argv[++i];
         else if (!strcmp(a, "--sparsity") && has) bad = cli_parse_float(argv[++i], &sparsity);
         else if (!strcmp(a, "--damp") && has) bad = cli_parse_float(argv[++i], &damp);
         else if (!strcmp(a, "--calib-samples") && has) bad = cli_parse_int(argv[++i], &K);
@@ -237,7 +240,7 @@ int cmd_prune(int argc, char **argv) {
             lf_report_close(rep);
             return 2;
         }
-        if (!(w = calib_windows(calib, model, K, T, (uint64_t)seed, c->vocab_size))) {
+        if (!(w = calib_windows(calib, model, tokp, K, T, (uint64_t)seed, c->vocab_size))) {
             lf_model_free(m);
             lf_report_close(rep);
             return 1;
@@ -265,7 +268,7 @@ int cmd_prune(int argc, char **argv) {
             json_object_set_new(meta, "blocksize", json_integer(bs));
             json_object_set_new(meta, "damp", json_real(damp));
         }
-        report_ctx r = {m, meta};
+        report_ctx r = {m, meta, head};
         snprintf(rp, sizeof rp, "%s/sparsity.json", out);
         if (lf_write_atomic_with(rp, write_report, &r)) rc = cli_fail("prune");
         json_decref(meta);
@@ -286,7 +289,8 @@ help:
            "  --sparsity       fraction of each linear weight pruned (0..1); --pattern N:M keeps N of every M\n"
            "                   consecutive inputs (2:4); embeddings, norms and the head stay dense\n"
            "  --calib          wanda/sparsegpt calibration: a token shard .bin or a text file; K windows (64) of\n"
-           "                   T tokens (256) at random starts (--seed), run as one batch\n"
+           "                   T tokens (256) at random starts (--seed), run as one batch; text is encoded with the\n"
+           "                   model's tokenizer or --tokenizer PATH\n"
            "  --dense-stats    calibrate every layer on the dense model (default: each linear is pruned as soon\n"
            "                   as its inputs are seen, so later ones see the pruned model)\n"
            "  --blocksize, --damp  sparsegpt column block (128) and dampening (0.01 of mean diag H)\n"

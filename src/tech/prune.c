@@ -13,6 +13,7 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -543,7 +544,9 @@ lf_status lf_prune_model(lf_model *m, const lf_prune_opts *o, const int32_t *cal
         }
         lf_status st = check_pattern(p->shape[1], o->sparsity, o->keep_n, o->group_m);
         if (st) {
-            lf_set_error("pruning %s (%lld inputs): %s", p->name, (long long)p->shape[1], lf_last_error());
+            char msg[512];
+            snprintf(msg, sizeof msg, "%s", lf_last_error());
+            lf_set_error("pruning %s: %s", p->name, msg);
             return st;
         }
         if (p->tap) {
