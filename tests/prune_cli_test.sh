@@ -40,6 +40,25 @@ grep -q '"pattern": "2:4"' "$tmp/sparsegpt-2:4/sparsity.json" && ok || bad "spar
 # text calibration through --tokenizer; the dense-statistics variant
 "$lmforge" prune "$base" --method wanda --sparsity 0.6 --calib "$tmp/t.txt" --tokenizer "$tmp/tok.json" --calib-samples 4 \
   --calib-seq 16 --dense-stats --out "$tmp/wt" --quiet 2>"$tmp/e" && ok || bad "prune with text calibration: $(cat "$tmp/e")"
+# training: a pruned init keeps its zeros with keep_sparsity (and regrows them without); a gradual
+# schedule reaches its final sparsity
+targs=(--data="$tmp/data" --tokenizer="$tmp/tok.json" --max_steps=6 --checkpoint_every=6 --context=16 --batch_size=4
+       --eval_every=0 --lr=1e-2 --warmup_steps=0 --weight_decay=0 --quiet)
+sp() { "$lmforge" eval "$1" "$shard" --context 16 --json 2>/dev/null | js linear_sparsity; }
+"$lmforge" train "${targs[@]}" --init="$tmp/sparsegpt-0.5" --keep_sparsity --run_dir="$tmp/r1" >/dev/null 2>"$tmp/e" ||
+  bad "train keep_sparsity: $(cat "$tmp/e")"
+"$lmforge" train "${targs[@]}" --init="$tmp/sparsegpt-0.5" --run_dir="$tmp/r2" >/dev/null 2>"$tmp/e" || bad "train: $(cat "$tmp/e")"
+s1=$(sp "$tmp/r1/checkpoints/step-00000006") s2=$(sp "$tmp/r2/checkpoints/step-00000006")
+awk -v a="$s1" -v b="$s2" 'BEGIN { exit !(a == 0.5 && b < 0.01) }' && ok ||
+  bad "fine-tuning a 50% model: sparsity '$s1' with keep_sparsity (want 0.5), '$s2' without (want ~0)"
+for sched in magnitude wanda; do
+  "$lmforge" train "${targs[@]}" --init="$base" --prune_schedule=$sched --prune_final=0.6 --prune_every=2 \
+    --run_dir="$tmp/g-$sched" >/dev/null 2>"$tmp/e" || bad "train prune_schedule=$sched: $(cat "$tmp/e")"
+  s=$(sp "$tmp/g-$sched/checkpoints/step-00000006")
+  awk -v s="$s" 'BEGIN { exit !(s >= 0.55 && s <= 0.6) }' && ok || bad "prune_schedule=$sched: sparsity '$s' at the end, want 0.6 (Wanda: floor(0.6·inputs) per row)"
+done
+"$lmforge" train "${targs[@]}" --init="$base" --prune_schedule=obs --run_dir="$tmp/g-x" >/dev/null 2>"$tmp/e"
+[ $? -ne 0 ] && grep -q "prune_schedule must be" "$tmp/e" && ok || bad "prune_schedule=obs must be refused: $(cat "$tmp/e")"
 # bad input: exit code and one line naming the problem
 expect_fail() { # code pattern args...
   local code=$1 pat=$2; shift 2

@@ -72,6 +72,10 @@ lf_status lf_sparsegpt_prune_ref(float *W, double *H, int OC, int IC, float spar
  * accepts (include_head 1: also the head). */
 void lf_prune_count(lf_model *m, int include_head, size_t *zeros, size_t *total);
 
+/* Masks on the prunable tensors that hold zeros (1 where the value is not zero): a pruned model
+ * loaded from its folder fine-tunes with its zeros kept. *count: tensors masked (may be NULL). */
+lf_status lf_prune_mask_zeros(lf_model *m, int *count);
+
 /* Gradual pruning during training (Zhu & Gupta 2017): from step t0 to t1, every dt steps, the target
  * sparsity follows s_f + (s_i - s_f)·(1 - (t - t0)/(t1 - t0))³ and each prunable tensor's mask is
  * recomputed (magnitude, or Wanda with ‖X_j‖ from the training forwards since the last update). */

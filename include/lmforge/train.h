@@ -51,6 +51,13 @@ typedef struct lf_train_config_s {
     char task[16], head[16], metric[16];
     int head_only, eval_examples;
     int test_examples; /* classify: test-split examples scored at each new best (0 = none, -1 = all) */
+    /* pruning (src/tech/prune.c): keep_sparsity masks the linear weights that are zero in init, so a
+     * pruned model fine-tunes without regrowing them; prune_schedule (magnitude or wanda) prunes
+     * gradually, cubic from prune_initial to prune_final between two steps, every prune_every */
+    int keep_sparsity;
+    char prune_schedule[16];
+    float prune_initial, prune_final;
+    int prune_start, prune_end, prune_every;
 } lf_train_config;
 
 void lf_train_config_defaults(lf_train_config *c);

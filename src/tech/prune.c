@@ -624,6 +624,29 @@ lf_status lf_prune_model(lf_model *m, const lf_prune_opts *o, const int32_t *cal
     return st;
 }
 
+lf_status lf_prune_mask_zeros(lf_model *m, int *count) {
+    int k = 0;
+    for (int i = 0; i < lf_model_num_params(m); i++) {
+        lf_param *p = lf_model_param(m, i);
+        if (!lf_prune_is_target(m, p, 1) || !p->data) continue;
+        size_t z = 0;
+        for (size_t j = 0; j < p->numel; j++) z += p->data[j] == 0.0f;
+        if (!z) continue;
+        uint8_t *mask = malloc(p->numel);
+        if (!mask) {
+            lf_set_error("masking %s: out of memory", p->name);
+            return LF_ERR_NOMEM;
+        }
+        for (size_t j = 0; j < p->numel; j++) mask[j] = p->data[j] != 0.0f;
+        lf_status st = lf_model_set_mask(m, p, mask);
+        free(mask);
+        if (st) return st;
+        k++;
+    }
+    if (count) *count = k;
+    return LF_OK;
+}
+
 /* ---------------------------------------------------------------- gradual pruning */
 
 float lf_prune_schedule_sparsity(const lf_prune_schedule *s, int64_t step) {
