@@ -68,6 +68,26 @@ static int32_t *calib_windows(const char *path, const char *model, const char *t
     return w;
 }
 
+/* --save-calib: the windows as {"calib_seq": T, "ids": [[...], ...]} (a peer prunes on the same) */
+typedef struct {
+    const int32_t *w;
+    int K, T;
+} calib_ctx;
+
+static lf_status write_calib(FILE *f, const char *path, const void *ctx) {
+    const calib_ctx *c = ctx;
+    char buf[32];
+    int n = snprintf(buf, sizeof buf, "{\"calib_seq\": %d, \"ids\": [", c->T);
+    lf_status st = lf_write_all(f, buf, (size_t)n, path);
+    for (int k = 0; k < c->K && !st; k++)
+        for (int t = 0; t < c->T && !st; t++) {
+            n = snprintf(buf, sizeof buf, "%s%d%s", t ? "" : (k ? ", [" : "["), c->w[(size_t)k * c->T + t], t + 1 < c->T ? ", " : "]");
+            st = lf_write_all(f, buf, (size_t)n, path);
+        }
+    if (!st) st = lf_write_all(f, "]}\n", 3, path);
+    return st;
+}
+
 typedef struct {
     lf_model *m;
     json_t *meta;
@@ -147,7 +167,7 @@ static int copy_tokenizer(const char *model, const char *out) {
 }
 
 int cmd_prune(int argc, char **argv) {
-    const char *model = NULL, *out = NULL, *method = NULL, *calib = NULL, *pattern = NULL, *tokp = NULL;
+    const char *model = NULL, *out = NULL, *method = NULL, *calib = NULL, *pattern = NULL, *tokp = NULL, *save_calib = NULL;
     float sparsity = -1.0f, damp = 0.01f;
     int K = 64, T = 256, bs = 128, global = 0, dense_stats = 0, head = 0, quiet = 0, seed = 0;
     for (int i = 1; i < argc; i++) {
@@ -158,6 +178,7 @@ int cmd_prune(int argc, char **argv) {
         else if (!strcmp(a, "--calib") && has) calib = argv[++i];
         else if (!strcmp(a, "--pattern") && has) pattern = argv[++i];
         else if (!strcmp(a, "--tokenizer") && has) tokp = argv[++i];
+        else if (!strcmp(a, "--save-calib") && has) save_calib = argv[++i];
         else if (!strcmp(a, "--sparsity") && has) bad = cli_parse_float(argv[++i], &sparsity);
         else if (!strcmp(a, "--damp") && has) bad = cli_parse_float(argv[++i], &damp);
         else if (!strcmp(a, "--calib-samples") && has) bad = cli_parse_int(argv[++i], &K);
@@ -245,6 +266,13 @@ int cmd_prune(int argc, char **argv) {
             lf_report_close(rep);
             return 1;
         }
+        calib_ctx cc = {w, K, T};
+        if (save_calib && lf_write_atomic_with(save_calib, write_calib, &cc)) {
+            free(w);
+            lf_model_free(m);
+            lf_report_close(rep);
+            return cli_fail("prune");
+        }
     }
     lf_prune_report pr;
     int rc = 0;
@@ -282,7 +310,7 @@ int cmd_prune(int argc, char **argv) {
 help:
     printf("usage: lmforge prune MODEL --method magnitude|wanda|sparsegpt --sparsity S [--pattern N:M] --out DIR\n"
            "                            [--calib DATA --calib-samples K --calib-seq T] [--blocksize B --damp D]\n"
-           "                            [--global] [--dense-stats] [--include-head] [--seed N] [--quiet]\n"
+           "                            [--global] [--dense-stats] [--include-head] [--seed N] [--save-calib FILE] [--quiet]\n"
            "  MODEL            a Hugging Face folder, a .gguf file (dequantized) or a llama2.c .bin\n"
            "  --method         magnitude: smallest |W| per tensor (--global: one threshold over all);\n"
            "                   wanda: smallest |W|·||X_j|| per output row; sparsegpt: OBS reconstruction\n"
@@ -290,7 +318,7 @@ help:
            "                   consecutive inputs (2:4); embeddings, norms and the head stay dense\n"
            "  --calib          wanda/sparsegpt calibration: a token shard .bin or a text file; K windows (64) of\n"
            "                   T tokens (256) at random starts (--seed), run as one batch; text is encoded with the\n"
-           "                   model's tokenizer or --tokenizer PATH\n"
+           "                   model's tokenizer or --tokenizer PATH; --save-calib FILE.json writes the windows\n"
            "  --dense-stats    calibrate every layer on the dense model (default: each linear is pruned as soon\n"
            "                   as its inputs are seen, so later ones see the pruned model)\n"
            "  --blocksize, --damp  sparsegpt column block (128) and dampening (0.01 of mean diag H)\n"
