@@ -148,3 +148,10 @@ if(LF_SYS_PYTHON3)
 endif()
 add_test(NAME distill_cli COMMAND bash ${CMAKE_SOURCE_DIR}/tests/distill_cli_test.sh $<TARGET_FILE:lmforge>)
 set_tests_properties(distill_cli PROPERTIES LABELS fast)
+# Pruning (issue 11): selection counts, magnitude, Wanda against a plain reference, SparseGPT's
+# blocked LAPACK solver against the unblocked OBS reference, masks through training, the schedule
+lf_test(test_prune)
+add_test(NAME prune COMMAND test_prune)
+set_tests_properties(prune PROPERTIES LABELS fast)
+add_test(NAME prune_cli COMMAND bash ${CMAKE_SOURCE_DIR}/tests/prune_cli_test.sh $<TARGET_FILE:lmforge> ${LF_FIXTURES})
+set_tests_properties(prune_cli PROPERTIES SKIP_RETURN_CODE 77 LABELS fast)

@@ -59,6 +59,13 @@ typedef struct lf_train_config_s {
     int cache_k;                 /* lmforge distill --write-cache: log-probabilities kept per position */
     float on_policy, sample_temperature; /* GKD: fraction of batches continued by the student, its sampling temperature */
     int on_policy_prompt;                /* tokens kept from the data before the student continues (0 = context/2) */
+    /* pruning (src/tech/prune.c): keep_sparsity masks the linear weights that are zero in init, so a
+     * pruned model fine-tunes without regrowing them; prune_schedule (magnitude or wanda) prunes
+     * gradually, cubic from prune_initial to prune_final between two steps, every prune_every */
+    int keep_sparsity;
+    char prune_schedule[16];
+    float prune_initial, prune_final;
+    int prune_start, prune_end, prune_every;
 } lf_train_config;
 
 void lf_train_config_defaults(lf_train_config *c);

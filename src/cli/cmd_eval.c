@@ -6,6 +6,7 @@
 #include "lmforge/ckpt.h"
 #include "lmforge/data.h"
 #include "lmforge/eval.h"
+#include "lmforge/prune.h"
 #include "lmforge/tokenizer.h"
 
 #include <dirent.h>
@@ -329,15 +330,27 @@ int cmd_eval(int argc, char **argv) {
         double loss = r.targets ? r.loss_sum / r.targets : NAN, bpb = bytes ? r.loss_sum / log(2.0) / bytes : NAN;
         char bpbs[32] = "null"; /* no tokenizer, no bytes: JSON has no NaN */
         if (isfinite(bpb)) snprintf(bpbs, sizeof bpbs, "%.6f", bpb);
+        /* pruning (issue 11): zeros of the blocks' linear weights held as float32, and the parameters that
+         * are not zero (tensors in a quantized storage count as nonzero) */
+        size_t lz = 0, lt = 0, zeros = 0, np = lf_model_num_scalars(m);
+        lf_prune_count(m, 0, &lz, &lt); /* the blocks' linears: a pruned head shows in the nonzero count */
+        for (int i = 0; i < lf_model_num_params(m); i++) {
+            lf_param *pp = lf_model_param(m, i);
+            for (size_t k = 0; pp->data && k < pp->numel; k++) zeros += pp->data[k] == 0.0f;
+        }
         if (json)
             printf("{\"model\": \"%s\", \"data\": \"%s\", \"tokens\": %zu, \"targets\": %zu, \"bytes\": %zu, \"context\": %d, "
-                   "\"stride\": %d, \"loss\": %.6f, \"perplexity\": %.4f, \"bits_per_byte\": %s, \"seconds\": %.3f}\n",
-                   model, data, ids.n, r.targets, bytes, T, stride, loss, exp(loss), bpbs, r.seconds);
+                   "\"stride\": %d, \"loss\": %.6f, \"perplexity\": %.4f, \"bits_per_byte\": %s, \"seconds\": %.3f, "
+                   "\"linear_sparsity\": %.6f, \"params\": %zu, \"params_nonzero\": %zu}\n",
+                   model, data, ids.n, r.targets, bytes, T, stride, loss, exp(loss), bpbs, r.seconds,
+                   lt ? (double)lz / (double)lt : 0.0, np, np - zeros);
         else
             printf("%-14s %s\n%-14s %s\n%-14s %zu (%zu scored)\n%-14s %d, stride %d (%zu windows)\n%-14s %.4f nats/token\n"
-                   "%-14s %.3f\n%-14s %.4f\n%-14s %.1f tokens/s\n",
+                   "%-14s %.3f\n%-14s %.4f\n%-14s %.1f tokens/s\n%-14s %.2f%% of the linear weights are zero\n"
+                   "%-14s %zu nonzero of %zu\n",
                    "model", model, "data", data, "tokens", ids.n, r.targets, "context", T, stride, r.windows, "mean loss", loss,
-                   "perplexity", exp(loss), "bits/byte", bpb, "speed", r.targets / (r.seconds > 0 ? r.seconds : 1e-9));
+                   "perplexity", exp(loss), "bits/byte", bpb, "speed", r.targets / (r.seconds > 0 ? r.seconds : 1e-9),
+                   "sparsity", lt ? 100.0 * (double)lz / (double)lt : 0.0, "parameters", np - zeros, np);
         rc = 0;
     }
 done:

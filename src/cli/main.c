@@ -35,6 +35,7 @@ static const struct {
     {"convert", cmd_convert, "load a model (HF directory, GGUF or llama2.c .bin) and save it as an HF directory"},
     {"quantize", cmd_quantize, "write a model as a GGUF file for llama.cpp (f32, f16, q8_0, q4_0, q4_1, q4_k)"},
     {"distill", cmd_distill, "train a smaller student from a frozen teacher (KL, reverse KL, JSD, hidden states)"},
+    {"prune", cmd_prune, "zero a fraction of the linear weights (magnitude, Wanda, SparseGPT; N:M) into an HF folder"},
 };
 
 static void usage(FILE *f) {

@@ -104,7 +104,7 @@ lf_status lf_distill_open(lf_distill **out, const char *path, const lf_tokenizer
     lf_tokenizer *ttok = NULL;
     lf_status st;
     if (lf_is_gguf(path)) { /* forward only: the linear weights may stay quantized */
-        lf_gguf_load_opts go = {1};
+        lf_gguf_load_opts go = {.keep_quantized = 1};
         st = lf_gguf_load_with(&m, &ttok, path, &go);
     } else {
         st = lf_model_load(&m, path);

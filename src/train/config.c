@@ -101,6 +101,13 @@ static const key_def keys[] = {
     F(on_policy, "0", "distill (GKD's lambda): fraction of batches whose rows the student continues by sampling, scored by the teacher"),
     I(on_policy_prompt, "0", "distill on-policy: tokens of each row kept as the prompt (0 = context/2)"),
     F(sample_temperature, "1", "distill on-policy: the student's sampling temperature (0 = greedy)"),
+    B(keep_sparsity, "false", "keep the zeros of init's linear weights zero (fine-tune a pruned model; masks)"),
+    S(prune_schedule, "", "gradual pruning: magnitude or wanda (empty = off); cubic from prune_initial to prune_final"),
+    F(prune_initial, "0", "gradual pruning: sparsity at prune_start"),
+    F(prune_final, "0.5", "gradual pruning: sparsity reached at prune_end"),
+    I(prune_start, "0", "gradual pruning: first step that prunes"),
+    I(prune_end, "0", "gradual pruning: step the final sparsity is reached (0 = max_steps)"),
+    I(prune_every, "50", "gradual pruning: steps between mask updates"),
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
@@ -371,6 +378,12 @@ lf_status lf_train_config_check(const lf_train_config *c) {
         "config: lora_r must be in 0..65536 and lora_dropout in [0, 1)");
     REQ(!(c->lora_r > 0 || c->adapter[0]) || c->init[0], "config: LoRA (lora_r or adapter) needs init, the pretrained base model");
     REQ(c->freeze_layers >= 0 && c->max_minutes >= 0 && c->stop_after_steps >= 0, "config: freeze_layers, max_minutes, stop_after_steps must be >= 0");
+    REQ(!c->prune_schedule[0] || !strcmp(c->prune_schedule, "magnitude") || !strcmp(c->prune_schedule, "wanda"),
+        "config: prune_schedule must be magnitude or wanda (or empty), got '%s'", c->prune_schedule);
+    REQ(!c->prune_schedule[0] || (c->prune_initial >= 0 && c->prune_initial <= c->prune_final && c->prune_final < 1 &&
+                                   c->prune_start >= 0 && c->prune_every >= 1 &&
+                                   (c->prune_end ? c->prune_end : c->max_steps) > c->prune_start),
+        "config: gradual pruning needs 0 <= prune_initial <= prune_final < 1, prune_every >= 1 and prune_start < prune_end");
     REQ(c->threads >= 0 && c->threads <= 1024, "config: threads %d out of range (0 = all cores, at most 1024)", c->threads);
     REQ(c->context <= (1 << 20) && c->batch_size <= (1 << 20) && (size_t)c->batch_size * (size_t)c->context <= ((size_t)1 << 31),
         "config: batch_size x context = %zu tokens is out of range", (size_t)c->batch_size * (size_t)c->context);

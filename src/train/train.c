@@ -9,6 +9,7 @@
 #include "lmforge/distill.h"
 #include "lmforge/lora.h"
 #include "lmforge/optim.h"
+#include "lmforge/prune.h"
 #include "lmforge/report.h"
 #include "lmforge/tokenizer.h"
 
@@ -276,6 +277,8 @@ static lf_status open_model(run *r, const char *resume_ck) {
     if (!st && lora) { /* the base freezes; on resume the trainer state then restores the adapter's values */
         st = lf_lora_from_config(&r->lora, r->m, c);
     }
+    /* a pruned init keeps its zeros; a resumed gradual run gets its masks back from the checkpoint's */
+    if (!st && (c->keep_sparsity || c->prune_schedule[0])) st = lf_prune_mask_zeros(r->m, NULL);
     if (!st && r->dist) st = lf_distill_attach(r->dist, r->m); /* projections before the trainer: resume restores them */
     return st;
 }
@@ -389,6 +392,14 @@ static lf_status make_trainer(run *r) {
     if (!st) {
         r->es = lf_hook_early_stopping(c->patience, c->min_delta);
         st = lf_trainer_add_hook(r->tr, r->es);
+    }
+    if (!st && c->prune_schedule[0]) {
+        lf_prune_schedule ps = {c->prune_initial, c->prune_final, c->prune_start, c->prune_end ? c->prune_end : c->max_steps,
+                                c->prune_every, LF_PRUNE_MAGNITUDE};
+        lf_hook *h;
+        lf_prune_method_parse(c->prune_schedule, &ps.method);
+        st = lf_hook_prune_schedule(&h, r->m, &ps);
+        if (!st) st = lf_trainer_add_hook(r->tr, h);
     }
     return st;
 }
