@@ -34,6 +34,7 @@ static const struct {
     {"lora", cmd_lora, "'lora merge BASE ADAPTER OUT': fold PEFT-layout LoRA/DoRA adapters into a model"},
     {"convert", cmd_convert, "load a model (HF directory, GGUF or llama2.c .bin) and save it as an HF directory"},
     {"quantize", cmd_quantize, "write a model as a GGUF file for llama.cpp (f32, f16, q8_0, q4_0, q4_1, q4_k)"},
+    {"tune", cmd_tune, "hyperparameter search over training keys (TPE, pruning, parallel workers, SQLite study)"},
 };
 
 static void usage(FILE *f) {

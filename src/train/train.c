@@ -340,7 +340,7 @@ static const char *reason_name(lf_stop_reason s) {
     return n[s];
 }
 
-static lf_status make_trainer(run *r) {
+static lf_status make_trainer(run *r, lf_hook **extra, int n_extra) {
     const lf_train_config *c = r->c;
     lf_trainer_opts o = {0};
     o.ctx = (lf_ctx){c->threads, (uint64_t)c->seed};
@@ -362,10 +362,16 @@ static lf_status make_trainer(run *r) {
         r->es = lf_hook_early_stopping(c->patience, c->min_delta);
         st = lf_trainer_add_hook(r->tr, r->es);
     }
+    for (int i = 0; !st && i < n_extra; i++) st = lf_trainer_add_hook(r->tr, extra[i]);
     return st;
 }
 
 lf_status lf_train(const lf_train_config *c, const char *resume, volatile sig_atomic_t *stop, lf_train_result *res) {
+    return lf_train_with_hooks(c, resume, stop, NULL, 0, res);
+}
+
+lf_status lf_train_with_hooks(const lf_train_config *c, const char *resume, volatile sig_atomic_t *stop, lf_hook **hooks,
+                              int n_hooks, lf_train_result *res) {
     memset(res, 0, sizeof *res);
     res->val_loss_start = res->val_loss_end = res->best_val_loss = NAN;
     lf_status st = lf_train_config_check(c);
@@ -401,7 +407,7 @@ lf_status lf_train(const lf_train_config *c, const char *resume, volatile sig_at
         st = lf_loader_init(&l, r->train, c->batch_size, c->context, (uint64_t)c->seed, 0);
         if (!st && (st = lf_loader_source(&r->src, l, 1))) lf_loader_free(l);
     }
-    if (!st) st = make_trainer(r);
+    if (!st) st = make_trainer(r, hooks, n_hooks);
     if (!st && resume) {
         char *txt = NULL;
         st = lf_trainer_load_state(r->tr, ck, &txt);
@@ -518,6 +524,10 @@ lf_status lf_train(const lf_train_config *c, const char *resume, volatile sig_at
             lf_report_say(r->rep, "step %d: validation loss %.4f, perplexity %.2f%s\n", step, (float)vl, exp((float)vl),
                           es->improved ? " (best so far, saved to best/)" : "");
             record_eval(r, step, vl);
+            if (hstop && !(c->patience > 0 && es->evals_since_best >= c->patience)) {
+                reason = LF_STOP_EARLY; /* another hook (a tuner's pruner) stopped the run: it says why */
+                break;
+            }
             if (hstop) {
                 reason = LF_STOP_EARLY;
                 lf_report_say(r->rep, "early stopping: no improvement of at least %g in %d evaluations (best %.4f at step %d)\n",
