@@ -183,10 +183,12 @@ lf_status lf_study_open(lf_study **out, const char *dir, const char *space_json,
         int mode_ok = 0;
         for (int tries = 0; tries < 600 && !mode_ok; tries++) {
             sqlite3_stmt *q;
-            if (sqlite3_prepare_v2(s->db, "PRAGMA journal_mode=WAL", -1, &q, NULL) == SQLITE_OK) {
-                if (sqlite3_step(q) == SQLITE_ROW) mode_ok = !strcmp((const char *)sqlite3_column_text(q, 0), "wal");
+            int rc = sqlite3_prepare_v2(s->db, "PRAGMA journal_mode=WAL", -1, &q, NULL);
+            if (rc == SQLITE_OK) {
+                if ((rc = sqlite3_step(q)) == SQLITE_ROW) mode_ok = !strcmp((const char *)sqlite3_column_text(q, 0), "wal");
                 sqlite3_finalize(q);
             }
+            if (rc != SQLITE_BUSY && rc != SQLITE_LOCKED) break; /* not a lock: a damaged or foreign file */
             if (!mode_ok) usleep(100000);
         }
         if (!mode_ok) st = db_fail(s, "cannot switch to WAL mode");
