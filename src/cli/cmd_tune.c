@@ -191,7 +191,8 @@ static int run_trial(const tune_args *a, lf_study *st, lf_trial *t, volatile sig
     if (!a->quiet && !a->json) {
         if (state == LF_TRIAL_COMPLETE)
             printf("trial %d: %s %.6g  %s  (%.1f s)\n", t->number, a->metric, value, pj ? pj : "", lf_now() - t0);
-        else printf("trial %d %s: %s  %s  (%.1f s)\n", t->number, lf_trial_state_name(state), msg, pj ? pj : "", lf_now() - t0);
+        else if (state == LF_TRIAL_PRUNED) printf("trial %d: %s  %s  (%.1f s)\n", t->number, msg, pj ? pj : "", lf_now() - t0);
+        else printf("trial %d: failed: %s  %s  (%.1f s)\n", t->number, msg, pj ? pj : "", lf_now() - t0);
         fflush(stdout);
     }
     free(pj);
@@ -199,13 +200,13 @@ static int run_trial(const tune_args *a, lf_study *st, lf_trial *t, volatile sig
         fprintf(stderr, "lmforge tune: %s\n", lf_last_error());
         return -1;
     }
-    return 0;
+    return state == LF_TRIAL_FAILED ? 1 : 0;
 }
 
 static int worker(const tune_args *a, volatile sig_atomic_t *stop) {
     lf_study *st;
     if (lf_study_open(&st, a->study, NULL, NULL, NULL)) return cli_fail("tune");
-    int rc = 0;
+    int rc = 0, failed_in_a_row = 0;
     while (!*stop) {
         lf_trial t;
         int got;
@@ -214,7 +215,15 @@ static int worker(const tune_args *a, volatile sig_atomic_t *stop) {
             break;
         }
         if (!got) break;
-        if (run_trial(a, st, &t, stop)) {
+        int r = run_trial(a, st, &t, stop);
+        if (r < 0) {
+            rc = 1;
+            break;
+        }
+        /* failed trials are sampled again; a configuration that always fails must not loop forever */
+        failed_in_a_row = r ? failed_in_a_row + 1 : 0;
+        if (failed_in_a_row == 5) {
+            fprintf(stderr, "lmforge tune: 5 trials in a row failed (see their messages above); stopping this worker\n");
             rc = 1;
             break;
         }
