@@ -67,6 +67,8 @@ def main():
             best, truebest, secs = run(name, sampler, seed, trials)
             print(json.dumps({"tool": "optuna", "function": name, "sampler": sampler, "trials": trials, "seed": seed,
                               "best": best, "best_true": truebest, "seconds": secs}), flush=True)
+    elif mode == "kjv":  # kjv LMFORGE SPACE.json TRIALS DIR -- fixed training keys...
+        kjv(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5], sys.argv[7:])
     elif mode == "overhead":  # overhead FUNC TRIALS DIR: TPE with Optuna's SQLite (RDB) storage
         name, trials, d = sys.argv[2], int(sys.argv[3]), sys.argv[4]
         path = os.path.join(d, "optuna.db")
@@ -75,6 +77,62 @@ def main():
         best, _, secs = run(name, "tpe", 0, trials, storage=f"sqlite:///{path}")
         print(json.dumps({"tool": "optuna", "function": name, "sampler": "tpe", "storage": "sqlite", "trials": trials,
                           "best": best, "seconds": secs, "ms_per_trial": 1000 * secs / trials}), flush=True)
+
+
+def kjv(lf, space_path, trials, study_dir, fixed):
+    """The KJV study driven by Optuna: TPE (seed 0) and MedianPruner with the same settings as
+    lmforge tune's, each trial a child `lmforge train --json`; its eval lines are reported as they
+    come and a pruned trial gets SIGTERM (lmforge finishes the step, checkpoints and exits)."""
+    import signal, subprocess
+    spec = json.load(open(space_path))
+    os.makedirs(study_dir, exist_ok=True)
+
+    def objective(trial):
+        args = []
+        for k, p in spec.items():
+            if p["type"] == "float":
+                v = trial.suggest_float(k, p["low"], p["high"], log=p.get("log", False), step=p.get("step"))
+                args.append(f"--{k}={v:.9g}")
+            elif p["type"] == "int":
+                v = trial.suggest_int(k, p["low"], p["high"], step=p.get("step", 1), log=p.get("log", False))
+                args.append(f"--{k}={v}")
+            else:
+                v = trial.suggest_categorical(k, p["choices"])
+                args.append(f"--{k}={v}")
+        run_dir = os.path.join(study_dir, f"trial-{trial.number:04d}")
+        proc = subprocess.Popen([lf, "train", "--json", f"--run_dir={run_dir}"] + fixed + args, stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, text=True)
+        best, pruned = math.inf, False
+        for line in proc.stdout:
+            try:
+                ev = json.loads(line)
+            except ValueError:
+                continue
+            if ev.get("event") != "eval" or ev["step"] == 0:
+                continue
+            best = min(best, ev["val_loss"])
+            trial.report(ev["val_loss"], ev["step"])
+            if trial.should_prune():
+                pruned = True
+                proc.send_signal(signal.SIGTERM)
+                break
+        proc.stdout.close()
+        proc.wait()
+        if pruned:
+            raise optuna.TrialPruned()
+        if proc.returncode != 0 or not math.isfinite(best):
+            raise RuntimeError(f"lmforge train failed ({proc.returncode})")
+        return best
+
+    t0 = time.perf_counter()
+    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=0),
+                                pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=50))
+    study.optimize(objective, n_trials=trials)
+    secs = time.perf_counter() - t0
+    states = [t.state.name for t in study.trials]
+    print(json.dumps({"tool": "optuna", "study": "kjv", "workers": 1, "trials": trials, "best": study.best_value,
+                      "best_params": study.best_params, "pruned": states.count("PRUNED"),
+                      "complete": states.count("COMPLETE"), "failed": states.count("FAIL"), "seconds": secs}), flush=True)
 
 
 if __name__ == "__main__":
