@@ -187,10 +187,10 @@ static void test_tpe_beats_random(void) {
 }
 
 /* ---- pruners against hand-computed cases */
-typedef struct {
-    int n[64];
-    double v[64][8];
-    int who[64][8];
+typedef struct { /* per rung (8), up to 64 recorded values */
+    int n[8];
+    double v[8][64];
+    int who[8][64];
 } mem_rungs;
 static int m_get(void *ctx, int rung, int self, double *vals, int cap) {
     mem_rungs *m = ctx;
