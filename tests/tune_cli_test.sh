@@ -20,6 +20,13 @@ grep -q '"trials":40,"complete":40' b2.out && ok || bad "resume to 40: $(cat b2.
 [ "$(grep -c complete show.out)" -ge 3 ] && ok || bad "tune show --top 3 printed $(grep -c complete show.out) rows"
 # another sampler on the same study is refused with a hint
 "$lmforge" tune --objective branin --trials 40 --study B --sampler random > r.out 2>&1 && bad "other sampler accepted" || { grep -q "other options" r.out && ok || bad "other sampler: $(cat r.out)"; }
+# two lmforge tune commands started by hand on one new study: one set of trials, no lock errors
+"$lmforge" tune --objective hartmann6 --trials 50 --study H --quiet > h1.out 2>&1 & p1=$!
+"$lmforge" tune --objective hartmann6 --trials 50 --study H --quiet > h2.out 2>&1 & p2=$!
+wait $p1 && wait $p2 && ok || bad "two tune commands on one study: $(cat h1.out h2.out | grep -v '^ ' | head -4)"
+grep -qi "locked\|busy" h1.out h2.out && bad "lock errors: $(grep -i 'locked\|busy' h1.out h2.out | head -2)" || ok
+"$lmforge" tune show H --top 100 > h.out 2>&1 && grep -q "50 trials (50 complete, 0 pruned, 0 failed, 0 running)" h.out && ok || bad "two commands: $(grep study h.out)"
+[ "$(grep -cE '^ +[0-9]+  complete' h.out)" -eq 50 ] && [ "$(grep -E '^ +[0-9]+  complete' h.out | awk '{print $1}' | sort -n | uniq | wc -l)" -eq 50 ] && ok || bad "trial numbers not 50 distinct"
 "$lmforge" tune show nowhere > n.out 2>&1 && bad "show of a missing study succeeded" || { grep -q "no study here" n.out && ok || bad "missing study: $(cat n.out)"; }
 
 # bad spaces: one line naming the file
