@@ -717,7 +717,7 @@ lf_status lf_tune_objective_space(const char *name, char **space_json) {
         sp = buf;
     }
     if (!sp) {
-        lf_set_error("tune: unknown objective '%s' (branin, hartmann6, noisy-hartmann6, rosen10)", name);
+        lf_set_error("unknown objective '%s' (branin, hartmann6, noisy-hartmann6, rosen10)", name);
         return LF_ERR_NOTFOUND;
     }
     *space_json = strdup(sp);
@@ -753,7 +753,7 @@ lf_status lf_tune_objective_eval(const char *name, const double *x, uint64_t see
         for (int i = 0; i < 2; i++) s += 100 * (x[i + 1] - x[i] * x[i]) * (x[i + 1] - x[i] * x[i]) + (1 - x[i]) * (1 - x[i]);
         *value = s;
     } else {
-        lf_set_error("tune: unknown objective '%s' (branin, hartmann6, noisy-hartmann6, rosen10)", name);
+        lf_set_error("unknown objective '%s' (branin, hartmann6, noisy-hartmann6, rosen10)", name);
         return LF_ERR_NOTFOUND;
     }
     return LF_OK;
