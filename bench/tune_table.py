@@ -1,6 +1,6 @@
 """Tables for bench/run-tune: sampler quality (median best value over seeds, with the 25th-75th
 percentiles), the tuner's overhead per trial, and the KJV study."""
-import json, statistics, sys
+import json, math, statistics, sys
 from collections import defaultdict
 
 
@@ -38,9 +38,23 @@ if qual:
             cells.append(f"{statistics.median(v):.4g} ({q(v, .25):.4g}–{q(v, .75):.4g})" if v else "-")
         n = len(qual.get((f, "lmforge", "tpe", t), []))
         print(f"| {f} | {t} | " + " | ".join(cells) + f" | {n} |")
-    wins = []
+    print("\nlmforge TPE against Optuna TPE (Mann-Whitney U over the seeds' best values, normal approximation,"
+          " two-sided; P(lmforge < Optuna) = U / n²):\n")
+    print("| function | P(lmforge TPE better) | p |")
+    print("|---|---|---|")
     for f in ["branin", "hartmann6", "noisy-hartmann6", "rosen10"]:
-        a, b = qual.get((f, "lmforge", "tpe", 100)), qual.get((f, "optuna", "tpe", 100))
+        ks = [k for k in qual if k[0] == f and k[1] == "lmforge" and k[2] == "tpe"]
+        if not ks:
+            continue
+        a, b = qual[ks[0]], qual.get((f, "optuna", "tpe", ks[0][3]))
+        if not b:
+            continue
+        u = sum((x < y) + 0.5 * (x == y) for x in a for y in b)
+        n1, n2 = len(a), len(b)
+        mu, sd = n1 * n2 / 2, math.sqrt(n1 * n2 * (n1 + n2 + 1) / 12)
+        z = (u - mu) / sd
+        pval = math.erfc(abs(z) / math.sqrt(2))
+        print(f"| {f} | {u / (n1 * n2):.2f} | {pval:.2f} |")
     print("\n(optimum: branin 0.3979, hartmann6 -3.3224, rosen10 0)\n")
     print("Time per trial in those runs, ms (objective included, lmforge: its SQLite study; Optuna: in memory):\n")
     print("| function | lmforge TPE | Optuna TPE |")
