@@ -67,8 +67,8 @@ def main():
             best, truebest, secs = run(name, sampler, seed, trials)
             print(json.dumps({"tool": "optuna", "function": name, "sampler": sampler, "trials": trials, "seed": seed,
                               "best": best, "best_true": truebest, "seconds": secs}), flush=True)
-    elif mode == "kjv":  # kjv LMFORGE SPACE.json TRIALS DIR -- fixed training keys...
-        kjv(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5], sys.argv[7:])
+    elif mode == "kjv":  # kjv LMFORGE SPACE.json TRIALS DIR SEED -- fixed training keys...
+        kjv(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5], int(sys.argv[6]), sys.argv[8:])
     elif mode == "overhead":  # overhead FUNC TRIALS DIR: TPE with Optuna's SQLite (RDB) storage
         name, trials, d = sys.argv[2], int(sys.argv[3]), sys.argv[4]
         path = os.path.join(d, "optuna.db")
@@ -79,7 +79,7 @@ def main():
                           "best": best, "seconds": secs, "ms_per_trial": 1000 * secs / trials}), flush=True)
 
 
-def kjv(lf, space_path, trials, study_dir, fixed):
+def kjv(lf, space_path, trials, study_dir, seed, fixed):
     """The KJV study driven by Optuna: TPE (seed 0) and MedianPruner with the same settings as
     lmforge tune's, each trial a child `lmforge train --json`; its eval lines are reported as they
     come and a pruned trial gets SIGTERM (lmforge finishes the step, checkpoints and exits)."""
@@ -125,12 +125,12 @@ def kjv(lf, space_path, trials, study_dir, fixed):
         return best
 
     t0 = time.perf_counter()
-    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=0),
+    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=seed),
                                 pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=50))
     study.optimize(objective, n_trials=trials)
     secs = time.perf_counter() - t0
     states = [t.state.name for t in study.trials]
-    print(json.dumps({"tool": "optuna", "study": "kjv", "workers": 1, "trials": trials, "best": study.best_value,
+    print(json.dumps({"tool": "optuna", "study": "kjv", "workers": 1, "sampler_seed": seed, "trials": trials, "best": study.best_value,
                       "best_params": study.best_params, "pruned": states.count("PRUNED"),
                       "complete": states.count("COMPLETE"), "failed": states.count("FAIL"), "seconds": secs}), flush=True)
 

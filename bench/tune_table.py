@@ -76,16 +76,24 @@ if ov:
 kj = [r for r in rows if r.get("study") == "kjv"]
 if kj:
     print("\n## KJV study (lr, warmup_steps, weight_decay, dropout; median pruning)\n")
-    print("| driver | workers | trials | complete | pruned | failed | best val loss | wall s |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| driver | workers | sampler seed | trials | complete | pruned | failed | best val loss | wall s |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in kj:
         best = r.get("best_value", r.get("best"))
         wall = r.get("wall_s", r.get("seconds"))
-        print(f"| {'lmforge tune' if r['tool'] == 'lmforge' else 'Optuna + lmforge train'} | {r['workers']} | {r['trials']} | "
-              f"{r['complete']} | {r['pruned']} | {r['failed']} | {best:.4f} | {wall:.0f} |")
+        print(f"| {'lmforge tune' if r['tool'] == 'lmforge' else 'Optuna + lmforge train'} | {r['workers']} | "
+              f"{r.get('sampler_seed', 0)} | {r['trials']} | {r['complete']} | {r['pruned']} | {r['failed']} | {best:.4f} | {wall:.0f} |")
+    by = defaultdict(list)
     for r in kj:
-        print(f"\n{r['tool']} ({r['workers']} worker{'s' if r['workers'] > 1 else ''}) best parameters: "
-              f"{json.dumps(r.get('best_params'))}")
+        by[r["tool"]].append((r.get("best_value", r.get("best")), r["pruned"]))
+    if all(len(v) > 1 for v in by.values()):
+        print("\n| driver | studies | best val loss (mean ± sd) | pruned (mean ± sd) |")
+        print("|---|---|---|---|")
+        for k, v in by.items():
+            print(f"| {k} | {len(v)} | {ms([x[0] for x in v])} | {ms([float(x[1]) for x in v])} |")
+    for r in kj:
+        print(f"\n{r['tool']} ({r['workers']} worker{'s' if r['workers'] > 1 else ''}, seed {r.get('sampler_seed', 0)}) best "
+              f"parameters: {json.dumps(r.get('best_params'))}")
 base = defaultdict(list)
 for r in rows:
     if r.get("study") == "kjv-baseline":
