@@ -168,5 +168,10 @@ typedef struct {
  * checkpoint folder, or NULL. stop: set asynchronously (signal handler) to request a checkpoint
  * and a clean stop after the current step; may be NULL. */
 lf_status lf_train(const lf_train_config *c, const char *resume, volatile sig_atomic_t *stop, lf_train_result *res);
+/* lf_train with extra hooks (after early stopping), e.g. a tuner's pruner on after_eval: the
+ * trainer takes them over (their free runs when it ends; free NULL leaves them the caller's).
+ * A run a hook stops ends as LF_STOP_EARLY with its final evaluation and checkpoint. */
+lf_status lf_train_with_hooks(const lf_train_config *c, const char *resume, volatile sig_atomic_t *stop, lf_hook **hooks,
+                              int n_hooks, lf_train_result *res);
 
 #endif

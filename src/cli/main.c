@@ -36,6 +36,7 @@ static const struct {
     {"quantize", cmd_quantize, "write a model as a GGUF file for llama.cpp (f32, f16, q8_0, q4_0, q4_1, q4_k)"},
     {"distill", cmd_distill, "train a smaller student from a frozen teacher (KL, reverse KL, JSD, hidden states)"},
     {"prune", cmd_prune, "zero a fraction of the linear weights (magnitude, Wanda, SparseGPT; N:M) into an HF folder"},
+    {"tune", cmd_tune, "hyperparameter search over training keys (TPE, pruning, parallel workers, SQLite study)"},
 };
 
 static void usage(FILE *f) {

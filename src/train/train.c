@@ -363,7 +363,7 @@ static const char *reason_name(lf_stop_reason s) {
     return n[s];
 }
 
-static lf_status make_trainer(run *r) {
+static lf_status make_trainer(run *r, lf_hook **extra, int n_extra) {
     const lf_train_config *c = r->c;
     lf_trainer_opts o = {0};
     o.ctx = (lf_ctx){c->threads, (uint64_t)c->seed};
@@ -401,10 +401,16 @@ static lf_status make_trainer(run *r) {
         st = lf_hook_prune_schedule(&h, r->m, &ps);
         if (!st) st = lf_trainer_add_hook(r->tr, h);
     }
+    for (int i = 0; !st && i < n_extra; i++) st = lf_trainer_add_hook(r->tr, extra[i]);
     return st;
 }
 
 lf_status lf_train(const lf_train_config *c, const char *resume, volatile sig_atomic_t *stop, lf_train_result *res) {
+    return lf_train_with_hooks(c, resume, stop, NULL, 0, res);
+}
+
+lf_status lf_train_with_hooks(const lf_train_config *c, const char *resume, volatile sig_atomic_t *stop, lf_hook **hooks,
+                              int n_hooks, lf_train_result *res) {
     memset(res, 0, sizeof *res);
     res->val_loss_start = res->val_loss_end = res->best_val_loss = NAN;
     lf_status st = lf_train_config_check(c);
@@ -450,7 +456,7 @@ lf_status lf_train(const lf_train_config *c, const char *resume, volatile sig_at
                                          c->sample_temperature, (uint64_t)c->seed);
         if (st) r->src = inner;
     }
-    if (!st) st = make_trainer(r);
+    if (!st) st = make_trainer(r, hooks, n_hooks);
     if (!st && resume) {
         char *txt = NULL;
         st = lf_trainer_load_state(r->tr, ck, &txt);
@@ -567,6 +573,10 @@ lf_status lf_train(const lf_train_config *c, const char *resume, volatile sig_at
             lf_report_say(r->rep, "step %d: validation loss %.4f, perplexity %.2f%s\n", step, (float)vl, exp((float)vl),
                           es->improved ? " (best so far, saved to best/)" : "");
             record_eval(r, step, vl);
+            if (hstop && !(c->patience > 0 && es->evals_since_best >= c->patience)) {
+                reason = LF_STOP_EARLY; /* another hook (a tuner's pruner) stopped the run: it says why */
+                break;
+            }
             if (hstop) {
                 reason = LF_STOP_EARLY;
                 lf_report_say(r->rep, "early stopping: no improvement of at least %g in %d evaluations (best %.4f at step %d)\n",
