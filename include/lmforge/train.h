@@ -51,6 +51,9 @@ typedef struct lf_train_config_s {
     char task[16], head[16], metric[16];
     int head_only, eval_examples;
     int test_examples; /* classify: test-split examples scored at each new best (0 = none, -1 = all) */
+    /* online augmentation (src/tech/augment_source.c): noised input windows, clean targets */
+    float aug_mask, aug_span;
+    int aug_shuffle, aug_mask_id;
 } lf_train_config;
 
 void lf_train_config_defaults(lf_train_config *c);

@@ -20,6 +20,7 @@ int cmd_generate(int argc, char **argv);
 int cmd_fetch(int argc, char **argv);
 int cmd_lora(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
+int cmd_augment(int argc, char **argv);
 /* LoRA adapters for eval/generate/verify: "--adapter DIR[:SCALE][,DIR...]" loaded onto m (list NULL:
  * nothing); prints the error and returns -1 on failure (cmd_lora.c) */
 typedef struct lf_model lf_model;

@@ -34,6 +34,7 @@ static const struct {
     {"lora", cmd_lora, "'lora merge BASE ADAPTER OUT': fold PEFT-layout LoRA/DoRA adapters into a model"},
     {"convert", cmd_convert, "load a model (HF directory, GGUF or llama2.c .bin) and save it as an HF directory"},
     {"quantize", cmd_quantize, "write a model as a GGUF file for llama.cpp (f32, f16, q8_0, q4_0, q4_1, q4_k)"},
+    {"augment", cmd_augment, "seeded augmented copies of JSONL records: EDA, character noise, back-translation"},
 };
 
 static void usage(FILE *f) {
