@@ -3,9 +3,11 @@
 # exact duplicates dropped, the same file for any --threads, one-line errors for bad input
 # (not JSON, not UTF-8, missing file, unknown op, missing WordNet/Apertium), notes for empty and
 # long records, back-translation in order when Apertium is installed.
-# Usage: augment_cli_test.sh LMFORGE
+# Online augmentation (aug_* training keys): a run stopped and resumed ends with the same weights
+# as an uninterrupted one, and differs from a run without noise (needs the fixtures' tokenizer).
+# Usage: augment_cli_test.sh LMFORGE [FIXTURES]
 set -u
-lf=$1
+lf=$1 fx=${2:-}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fails=0 checks=0
@@ -111,6 +113,28 @@ sys.exit(1 if bad or len(copies) < 40 else 0)
 PY
 else
   echo "back-translation: skipped (apertium-eng-spa not installed)"
+fi
+
+# online augmentation: resume is bit-identical, and the noise changes training
+tok=$fx/gpt2_tokenizer.json
+if [ -n "$fx" ] && [ -f "$tok" ]; then
+  for i in $(seq 1 200); do echo "the quick brown fox $((i % 7)) jumps over the lazy dog number $((i % 11))"; done > "$tmp/t.txt"
+  "$lf" prepare --tokenizer "$tok" --input "$tmp/t.txt" --output "$tmp/data" --quiet >/dev/null || bad "prepare"
+  args=(--data="$tmp/data" --tokenizer="$tok" --d_model=32 --n_layer=1 --n_head=2 --n_kv_head=1 --d_ff=64 --context=16
+        --batch_size=4 --max_steps=6 --checkpoint_every=3 --eval_every=3 --warmup_steps=0 --quiet)
+  aug=(--aug_mask=0.15 --aug_span=0.1 --aug_shuffle=3 --aug_mask_id=50256)
+  "$lf" train "${args[@]}" "${aug[@]}" --run_dir="$tmp/r1" --stop_after_steps=3 >/dev/null 2>&1
+  "$lf" train --resume "$tmp/r1" >/dev/null 2>"$tmp/e" || bad "resume: $(cat "$tmp/e")"
+  "$lf" train "${args[@]}" "${aug[@]}" --run_dir="$tmp/r2" >/dev/null 2>"$tmp/e" || bad "uninterrupted: $(cat "$tmp/e")"
+  "$lf" train "${args[@]}" --run_dir="$tmp/r3" >/dev/null 2>"$tmp/e" || bad "no noise: $(cat "$tmp/e")"
+  f=checkpoints/step-00000006/model.safetensors
+  cmp -s "$tmp/r1/$f" "$tmp/r2/$f" && ok || bad "online augmentation: the resumed run's weights differ from the uninterrupted run's"
+  cmp -s "$tmp/r2/$f" "$tmp/r3/$f" && bad "aug_* keys changed nothing" || ok
+  grep -q '"aug_mask": 0.15' "$tmp/r1/train_config.json" && ok || bad "train_config.json lacks aug_mask"
+  "$lf" train "${args[@]}" --aug_mask=0.1 --aug_mask_id=99999999 --run_dir="$tmp/r4" >/dev/null 2>"$tmp/e"; rc=$?
+  [ $rc != 0 ] && grep -q "aug_mask_id" "$tmp/e" && ok || bad "a mask id outside the vocabulary: rc $rc, $(cat "$tmp/e")"
+else
+  echo "online augmentation: skipped (fixture tokenizer missing)"
 fi
 
 echo "augment_cli: $checks checks, $fails failed"
