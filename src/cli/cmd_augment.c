@@ -86,7 +86,6 @@ static void usage(FILE *f) {
 int cmd_augment(int argc, char **argv) {
     const char *in = NULL, *outp = NULL, *ops = "syn=0.1,ins=0.1,swap=0.1,del=0.1", *field = NULL;
     int copies = 4, threads = 0, quiet = 0, seed = 1;
-    float maxmb = 1;
     lf_aug_config c;
     lf_aug_config_default(&c);
     for (int i = 1; i < argc; i++) {
@@ -122,7 +121,6 @@ int cmd_augment(int argc, char **argv) {
                 return 2;
             }
             c.max_bytes = (size_t)mb;
-            maxmb = 0;
         } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout);
             printf("\n  IN            JSONL records {\"text\",\"label\"} (label kept), {\"text\"}, or {\"prompt\",\"completion\"}\n"
@@ -150,7 +148,6 @@ int cmd_augment(int argc, char **argv) {
             return 2;
         }
     }
-    (void)maxmb;
     if (!in) {
         usage(stderr);
         return 2;
