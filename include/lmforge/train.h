@@ -66,6 +66,9 @@ typedef struct lf_train_config_s {
     char prune_schedule[16];
     float prune_initial, prune_final;
     int prune_start, prune_end, prune_every;
+    /* online augmentation (src/tech/augment_source.c): noised input windows, clean targets */
+    float aug_mask, aug_span;
+    int aug_shuffle, aug_mask_id;
 } lf_train_config;
 
 void lf_train_config_defaults(lf_train_config *c);

@@ -29,6 +29,7 @@ int cli_train_resolve(lf_train_config *c, int argc, char **argv, const char **re
 int cli_train_summary(const lf_train_config *c, const lf_train_result *r, const char *cmd);
 int cmd_prune(int argc, char **argv);
 int cmd_tune(int argc, char **argv);
+int cmd_augment(int argc, char **argv);
 /* LoRA adapters for eval/generate/verify: "--adapter DIR[:SCALE][,DIR...]" loaded onto m (list NULL:
  * nothing); prints the error and returns -1 on failure (cmd_lora.c) */
 typedef struct lf_model lf_model;

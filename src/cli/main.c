@@ -37,6 +37,7 @@ static const struct {
     {"distill", cmd_distill, "train a smaller student from a frozen teacher (KL, reverse KL, JSD, hidden states)"},
     {"prune", cmd_prune, "zero a fraction of the linear weights (magnitude, Wanda, SparseGPT; N:M) into an HF folder"},
     {"tune", cmd_tune, "hyperparameter search over training keys (TPE, pruning, parallel workers, SQLite study)"},
+    {"augment", cmd_augment, "seeded augmented copies of JSONL records: EDA, character noise, back-translation"},
 };
 
 static void usage(FILE *f) {

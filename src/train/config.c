@@ -108,6 +108,11 @@ static const key_def keys[] = {
     I(prune_start, "0", "gradual pruning: first step that prunes"),
     I(prune_end, "0", "gradual pruning: step the final sparsity is reached (0 = max_steps)"),
     I(prune_every, "50", "gradual pruning: steps between mask updates"),
+    /* online augmentation of language-model windows: inputs noised, targets clean */
+    F(aug_mask, "0", "lm: replace each input token by aug_mask_id with this probability"),
+    F(aug_span, "0", "lm: span corruption: this share of input tokens masked in spans of mean length 3"),
+    I(aug_shuffle, "0", "lm: shuffle input tokens within a window of this many places (0/1 = off)"),
+    I(aug_mask_id, "0", "lm: the token id that masks (e.g. the tokenizer's unknown or a reserved token)"),
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
@@ -371,6 +376,10 @@ lf_status lf_train_config_check(const lf_train_config *c) {
         "config: warmup_steps, eval_every, patience, checkpoint_every must be >= 0 and eval_batches > 0");
     REQ(c->dropout < 1 && c->dropout_embd < 1 && c->dropout_attn < 1 && c->dropout_resid < 1, "config: dropout rates must be < 1");
     REQ(c->label_smoothing >= 0 && c->label_smoothing < 1, "config: label_smoothing must be in [0, 1)");
+    REQ(c->aug_mask >= 0 && c->aug_mask <= 1, "config: aug_mask must be in [0, 1]");
+    REQ(c->aug_span >= 0 && c->aug_span < 1, "config: aug_span must be in [0, 1)");
+    REQ(c->aug_shuffle >= 0 && c->aug_shuffle <= 1000, "config: aug_shuffle must be in [0, 1000]");
+    REQ(c->aug_mask_id >= 0, "config: aug_mask_id must be >= 0");
     REQ(c->weight_decay >= 0 && c->grad_clip >= 0 && c->beta1 >= 0 && c->beta1 < 1 && c->beta2 >= 0 && c->beta2 < 1 && c->adam_eps > 0,
         "config: need weight_decay, grad_clip >= 0, betas in [0, 1), adam_eps > 0");
     REQ(c->keep_checkpoints >= 1 && c->max_bad_steps >= 1 && c->log_every >= 1, "config: keep_checkpoints, max_bad_steps, log_every must be >= 1");

@@ -4,6 +4,7 @@
  * that resume bit for bit, the NaN guard, interruption, and the reporter (terminal, metrics.jsonl,
  * TensorBoard). */
 #include "lmforge/train.h"
+#include "lmforge/augment.h"
 #include "lmforge/ckpt.h"
 #include "lmforge/data.h"
 #include "lmforge/distill.h"
@@ -449,6 +450,16 @@ lf_status lf_train_with_hooks(const lf_train_config *c, const char *resume, vola
         lf_loader *l;
         st = lf_loader_init(&l, r->train, c->batch_size, c->context, (uint64_t)c->seed, 0);
         if (!st && (st = lf_loader_source(&r->src, l, 1))) lf_loader_free(l);
+    }
+    if (!st && (c->aug_mask > 0 || c->aug_span > 0 || c->aug_shuffle > 1)) { /* online augmentation */
+        lf_noise_config nc = {c->aug_mask, c->aug_span, c->aug_shuffle, c->aug_mask_id, (uint64_t)c->seed};
+        lf_batch_source *w = NULL;
+        if (!(st = lf_noise_source(&w, r->src, &nc))) r->src = w;
+    }
+    if (!st && c->aug_mask_id >= lf_model_config(r->m)->vocab_size) {
+        lf_set_error("config: aug_mask_id %d is not a token of the model (vocabulary %d)", c->aug_mask_id,
+                     lf_model_config(r->m)->vocab_size);
+        st = LF_ERR_ARG;
     }
     if (!st && c->on_policy > 0) { /* GKD: some batches continued by the student itself */
         lf_batch_source *inner = r->src;
