@@ -152,7 +152,8 @@ refuse 1 "conv2.*sub.*not a regular file" "$lmforge" convert $model conv2
 ls | grep -q '\.tmp\.' && bad "temporary folders left behind: $(ls | grep '\.tmp\.')" || ok
 
 # ---- GGUF: truncated header, counts and lengths larger than the file, tensor data past the end
-gg="$(cd "$(dirname "$0")" && pwd)/fuzz/corpus/gguf/llama_spm.gguf"
+python3 "$(cd "$(dirname "$0")" && pwd)/fuzz/make_seeds.py" seeds || { echo "FAIL: tests/fuzz/make_seeds.py"; exit 1; }
+gg=seeds/gguf/llama_spm.gguf
 head -c 1000 "$gg" > trunc.gguf
 refuse - "trunc.gguf: truncated while reading" "$lmforge" info trunc.gguf
 python3 -c "import sys; b=bytearray(open(sys.argv[1],'rb').read()); b[8:16]=(2**62).to_bytes(8,'little'); open('count.gguf','wb').write(b)" "$gg"
