@@ -89,4 +89,8 @@ void lf_sha256_hex(const void *data, size_t n, char hex[65]); /* lower-case hex,
 /* a regular file's digest (hex) and size; LF_ERR_IO naming the file otherwise */
 lf_status lf_sha256_file(const char *path, char hex[65], uint64_t *size);
 
+/* ---- "did you mean" (core/suggest.c): the name among names that the typed one extends or
+ * abbreviates, else the nearest spelling within 3 edits; NULL when none is close */
+const char *lf_closest_name(const char *name, const char *const *names, size_t n);
+
 #endif

@@ -57,4 +57,12 @@ void lf_report_flush(lf_reporter *r);
  * a metrics.jsonl so that it reads as one uninterrupted run. */
 lf_status lf_metrics_trim(const char *path, int step);
 
+/* ---- the run report (report/html_report.c): one self-contained HTML page (inline CSS + SVG, no
+ * script) from a 'lmforge run' folder: a table of the evaluated models (parameters, file size,
+ * perplexity, accuracy and macro-F1 with intervals, tokens/s, stage time), the charts whose data
+ * the run has (training and validation curves, accuracy/F1 per model, confusion matrices,
+ * perplexity vs sparsity, size vs accuracy) and the stages. title NULL: the recipe's name.
+ * *charts (may be NULL): how many charts were drawn. Written atomically. */
+lf_status lf_report_html(const char *run_dir, const char *out_path, const char *title, int *charts);
+
 #endif

@@ -76,6 +76,8 @@ void lf_train_config_defaults(lf_train_config *c);
  * unknown key is an error with a "did you mean" hint. Unconsumed non-option arguments are errors. */
 lf_status lf_train_config_load_file(lf_train_config *c, const char *path);
 lf_status lf_train_config_set(lf_train_config *c, const char *key, const char *value);
+/* the names of all keys into names[0..cap); returns how many there are */
+size_t lf_train_config_key_names(const char **names, size_t cap);
 lf_status lf_train_config_args(lf_train_config *c, int argc, char **argv, const char **config_file, const char **resume);
 char *lf_train_config_json(const lf_train_config *c); /* malloc'd, pretty JSON */
 lf_status lf_train_config_from_json_text(lf_train_config *c, const char *json, const char *what);

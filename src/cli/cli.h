@@ -30,6 +30,9 @@ int cli_train_summary(const lf_train_config *c, const lf_train_result *r, const 
 int cmd_prune(int argc, char **argv);
 int cmd_tune(int argc, char **argv);
 int cmd_augment(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_report(int argc, char **argv);
+#define LMFORGE_VERSION "0.1.0"
 /* LoRA adapters for eval/generate/verify: "--adapter DIR[:SCALE][,DIR...]" loaded onto m (list NULL:
  * nothing); prints the error and returns -1 on failure (cmd_lora.c) */
 typedef struct lf_model lf_model;

@@ -13,7 +13,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define LMFORGE_VERSION "0.1.0"
 
 static const struct {
     const char *name;
@@ -37,6 +36,8 @@ static const struct {
     {"distill", cmd_distill, "train a smaller student from a frozen teacher (KL, reverse KL, JSD, hidden states)"},
     {"prune", cmd_prune, "zero a fraction of the linear weights (magnitude, Wanda, SparseGPT; N:M) into an HF folder"},
     {"tune", cmd_tune, "hyperparameter search over training keys (TPE, pruning, parallel workers, SQLite study)"},
+    {"run", cmd_run, "run a recipe: named stages (prepare, train, distill, prune, ...), unchanged ones skipped"},
+    {"report", cmd_report, "one self-contained HTML page (table, SVG charts) from a 'lmforge run' folder"},
     {"augment", cmd_augment, "seeded augmented copies of JSONL records: EDA, character noise, back-translation"},
 };
 

@@ -122,45 +122,18 @@ static const key_def *find_key(const char *name) {
     return NULL;
 }
 
-static size_t edit_distance(const char *a, const char *b) {
-    size_t la = strlen(a), lb = strlen(b), row[64];
-    if (lb >= 63) return 99;
-    for (size_t j = 0; j <= lb; j++) row[j] = j;
-    for (size_t i = 1; i <= la; i++) {
-        size_t prev = row[0];
-        row[0] = i;
-        for (size_t j = 1; j <= lb; j++) {
-            size_t cur = row[j];
-            size_t sub = prev + (a[i - 1] != b[j - 1]);
-            size_t best = row[j] + 1 < row[j - 1] + 1 ? row[j] + 1 : row[j - 1] + 1;
-            row[j] = sub < best ? sub : best;
-            prev = cur;
-        }
-    }
-    return row[lb];
+static void unknown_key(const char *name, const char *where) {
+    const char *names[NKEYS];
+    for (size_t i = 0; i < NKEYS; i++) names[i] = keys[i].name;
+    const char *best = lf_closest_name(name, names, NKEYS);
+    if (best) lf_set_error("%s: unknown key '%s' (did you mean '%s'?)", where, name, best);
+    else lf_set_error("%s: unknown key '%s' (see 'lmforge train --help' for the keys)", where, name);
 }
 
-static void unknown_key(const char *name, const char *where) {
-    /* a key that the name extends or abbreviates ("lr_max", "max_step"), else the nearest spelling */
-    const char *best = NULL;
-    size_t best_len = 0, bd = 99;
-    for (size_t i = 0; i < NKEYS; i++) {
-        size_t kl = strlen(keys[i].name), nl = strlen(name), m = kl < nl ? kl : nl;
-        if (m >= 2 && strncmp(keys[i].name, name, m) == 0 && m > best_len) {
-            best = keys[i].name;
-            best_len = m;
-        }
-    }
-    if (!best)
-        for (size_t i = 0; i < NKEYS; i++) {
-            size_t d = edit_distance(name, keys[i].name);
-            if (d < bd) {
-                bd = d;
-                best = keys[i].name;
-            }
-        }
-    if (best && (best_len || bd <= 3)) lf_set_error("%s: unknown key '%s' (did you mean '%s'?)", where, name, best);
-    else lf_set_error("%s: unknown key '%s' (see 'lmforge train --help' for the keys)", where, name);
+/* the keys' names, for callers that validate keys of their own next to training keys */
+size_t lf_train_config_key_names(const char **names, size_t cap) {
+    for (size_t i = 0; i < NKEYS && i < cap; i++) names[i] = keys[i].name;
+    return NKEYS;
 }
 
 lf_status lf_train_config_set(lf_train_config *c, const char *key, const char *value) {
