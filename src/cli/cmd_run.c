@@ -162,7 +162,7 @@ static int unknown_name(const recipe *r, const char *stage_name, const char *wha
 
 static int stage_index(const recipe *r, const char *name, int before) {
     for (int i = 0; i < before; i++)
-        if (!strcmp(r->s[i].name, name)) return i;
+        if (r->s[i].name && !strcmp(r->s[i].name, name)) return i;
     return -1;
 }
 
@@ -320,6 +320,8 @@ static int load_recipe(recipe *r, const char *file, int quick) {
     r->n = (int)json_array_size(stages);
     if (r->n > 256) return bad(r, NULL, "more than 256 stages%s%s", "", "");
     r->s = calloc((size_t)r->n, sizeof *r->s);
+    for (int i = 0; i < r->n; i++) /* known before the checks, so a reference to a later stage is told as such */
+        r->s[i].name = json_string_value(json_object_get(json_array_get(stages, (size_t)i), "name"));
     for (int i = 0; i < r->n; i++) {
         json_t *o = json_array_get(stages, (size_t)i);
         stage *st = &r->s[i];
@@ -724,9 +726,12 @@ static int run_stage(recipe *r, int i, int total_run, int *done_run, volatile si
         execv("/proc/self/exe", a.v);
         _exit(127);
     }
-    int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
+    int status = 0, passed = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        if (*stop && !passed) { /* a signal sent to this process alone (kill PID): the stage stops as it would itself */
+            kill(pid, SIGTERM);
+            passed = 1;
+        }
     double secs = lf_now() - t0;
     for (int k = 0; k < a.n; k++) free(a.v[k]);
     free(a.v);
