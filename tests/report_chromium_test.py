@@ -60,14 +60,14 @@ with tempfile.TemporaryDirectory() as tmp:
     base = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--user-data-dir=" + os.path.join(tmp, "profile")]
     dom = subprocess.run(base + ["--dump-dom", "file://" + html], capture_output=True, text=True, timeout=120).stdout
     # what the browser parsed: the elements of each chart
-    for fid in ("chart-loss", "chart-val", "chart-val-acc", "chart-accuracy", "chart-sparsity", "chart-size"):
+    for fid in ("chart-loss", "chart-val", "chart-val-acc", "chart-accuracy", "chart-sparsity", "chart-size", "chart-study-study"):
         m = re.search(r'<figure id="%s">(.*?)</figure>' % fid, dom, re.S)
         if not m or "<svg" not in m.group(1):
             fails.append(f"DOM: no figure #{fid} with an svg")
     lines = re.findall(r'<polyline class="series"[^>]*points="([^"]*)"', dom)
     drawn = [p for p in lines if len(p.split()) >= 2]
-    if len(drawn) < 6:  # loss: pretrain, student, full, lora; validation: the same four
-        fails.append(f"DOM: {len(drawn)} drawn lines (polylines with 2+ points), expected at least 6")
+    if len(drawn) < 8:  # loss: pretrain, student, full, lora; validation: the same four; the study's two trials
+        fails.append(f"DOM: {len(drawn)} drawn lines (polylines with 2+ points), expected at least 8")
     cells = len(re.findall(r'<rect class="cell"', dom))
     if cells != 8:  # two 2x2 confusion matrices
         fails.append(f"DOM: {cells} confusion cells, expected 8")

@@ -40,6 +40,12 @@ import json
 e = json.load(open("out/ppl_pretrain/eval.json")); assert e["perplexity"] > 1, e
 p = json.load(open("out/ppl_pruned/eval.json")); assert abs(p["linear_sparsity"] - 0.5) < 0.01, p
 c = json.load(open("out/acc_lora/eval.json")); assert c["examples"] == 60 and len(c["confusion"]) == 2, c
+# eval of the fine-tuned head on the validation split = the trainer's own evaluation at its best step
+ev = [json.loads(l) for l in open("out/full/metrics.jsonl")]
+best = [e for e in ev if e["event"] == "done"][-1]["best_step"]
+va = [e["val_accuracy"] for e in ev if e["event"] == "eval" and e["step"] == best][-1]
+f = json.load(open("out/acc_full/eval.json"))
+assert abs(f["accuracy"] - va) < 1e-6, (f["accuracy"], va)
 assert open("out/q8/model.gguf", "rb").read(4) == b"GGUF"
 h = open("out/report/report.html").read()
 for part in ('id="summary"', 'id="chart-loss"', 'id="chart-val"', 'id="chart-accuracy"', 'id="chart-sparsity"', 'id="chart-confusion-'):

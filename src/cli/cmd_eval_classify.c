@@ -357,7 +357,19 @@ int cmd_eval_classify(int argc, char **argv) {
     lf_status st;
     if (head) {
         lf_seqcls *h = NULL;
-        st = lf_seqcls_attach(&h, m, d.K, model, 0);
+        /* with a LoRA adapter trained with a head, the head is the adapter's (score.safetensors beside it) */
+        char hdir[4200];
+        snprintf(hdir, sizeof hdir, "%s", model);
+        if (adapters) {
+            char sp[4300];
+            snprintf(hdir, sizeof hdir, "%s", adapters);
+            hdir[strcspn(hdir, ",")] = 0;
+            char *colon = strrchr(hdir, ':');
+            if (colon && !strchr(colon, '/')) *colon = 0; /* DIR:SCALE */
+            snprintf(sp, sizeof sp, "%s/score.safetensors", hdir);
+            if (!lf_path_exists(sp)) snprintf(hdir, sizeof hdir, "%s", model);
+        }
+        st = lf_seqcls_attach(&h, m, d.K, hdir, 0);
         if (!st && !lf_seqcls_trained(h)) {
             lf_set_error("%s has no score.weight head (train one: lmforge train with task = classify, head = score)", model);
             st = LF_ERR_ARG;

@@ -133,7 +133,8 @@ static void usage(FILE *f) {
         for (const opt_def *o = kinds[i].opts; o->key; o++) fprintf(f, " %s%s", o->key, o->required ? "*" : "");
         fprintf(f, "\n");
     }
-    fprintf(f, "  (* required; train and distill take 'lmforge train' keys, tune's \"train\" too)\n");
+    fprintf(f, "  (* required; train and distill take 'lmforge train' keys and \"config\": FILE.json beneath them,\n"
+            "   e.g. \"${study}/best_config.json\"; tune's \"train\" takes training keys too)\n");
 }
 
 /* ---- validation */
@@ -226,6 +227,10 @@ static int check_train_keys(const recipe *r, const char *sname, json_t *obj, int
     json_object_foreach(obj, k, v) {
         if (!strcmp(k, "run_dir") || !strcmp(k, "quiet") || !strcmp(k, "json"))
             return bad(r, sname, "key '%s' is set by the runner (the output is OUT/NAME)%s", k, "");
+        if (!strcmp(k, "config")) { /* a configuration file under the keys, e.g. a study's best_config.json */
+            if (!json_is_string(v)) return bad(r, sname, "'config' must be a path (a string)%s%s", "", "");
+            continue;
+        }
         char *t = values ? value_text(v) : NULL;
         /* references are paths only known at run time: their keys are checked, not their values */
         const char *val = t && !strstr(t, "${") ? t : NULL;
@@ -287,7 +292,7 @@ static int check_required(const recipe *r, const stage *st) {
     for (const opt_def *o = st->k->opts; o->key; o++)
         if (o->required && !json_object_get(st->settings, o->key))
             return bad(r, st->name, "%s stages need '%s'", st->k->kind, o->key);
-    if (!strcmp(st->k->kind, "train") && !json_object_get(st->settings, "data"))
+    if (!strcmp(st->k->kind, "train") && !json_object_get(st->settings, "data") && !json_object_get(st->settings, "config"))
         return bad(r, st->name, "train stages need '%s'%s", "data", "");
     if (!strcmp(st->k->kind, "distill") && !json_object_get(st->settings, "teacher") &&
         !json_object_get(st->settings, "teacher_cache"))
@@ -578,7 +583,9 @@ static int push_expanded(const recipe *r, argv_buf *a, const char *fmt, const ch
 static int push_train_keys(const recipe *r, argv_buf *a, json_t *obj) {
     const char *k;
     json_t *v;
-    json_object_foreach(obj, k, v) if (push_expanded(r, a, "--%s=%s", k, v)) return -1;
+    json_t *cf = json_object_get(obj, "config");
+    if (cf && push_expanded(r, a, "--config=%s%s", "", cf)) return -1;
+    json_object_foreach(obj, k, v) if (strcmp(k, "config") && push_expanded(r, a, "--%s=%s", k, v)) return -1;
     return 0;
 }
 

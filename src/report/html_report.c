@@ -425,6 +425,88 @@ static void cell_num(sbuf *b, double v, const char *fmt) {
     sb_printf(b, "</td>");
 }
 
+/* a study (tune stage): one validation curve per trial and a table of the trials' values */
+static int study_section(sbuf *b, const char *name, const char *dir) {
+    char p[1500];
+    snprintf(p, sizeof p, "%s/space.json", dir);
+    json_t *space = json_load_file(p, 0, NULL);
+    snprintf(p, sizeof p, "%s/trials", dir);
+    DIR *d = opendir(p);
+    if (!d) {
+        json_decref(space);
+        return 0;
+    }
+    char *names[256];
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) && n < 256)
+        if (!strncmp(e->d_name, "trial-", 6)) names[n++] = strdup(e->d_name);
+    closedir(d);
+    for (int i = 0; i < n; i++) /* trial-NNNN sorts as text */
+        for (int j = i + 1; j < n; j++)
+            if (strcmp(names[i], names[j]) > 0) {
+                char *t = names[i];
+                names[i] = names[j];
+                names[j] = t;
+            }
+    series *cur = calloc((size_t)n + 1, sizeof *cur), *curp[256];
+    const char *lab[256];
+    int acc = 0;
+    sb_printf(b, "<table class=\"study\"><tr><th>trial</th>");
+    const char *k;
+    json_t *v;
+    json_object_foreach(space, k, v) {
+        sb_printf(b, "<th>");
+        sb_esc(b, k);
+        sb_printf(b, "</th>");
+    }
+    sb_printf(b, "<th>best validation accuracy</th><th>best validation loss</th></tr>\n");
+    for (int i = 0; i < n; i++) {
+        stage_info si;
+        memset(&si, 0, sizeof si);
+        snprintf(p, sizeof p, "%s/trials/%s", dir, names[i]);
+        read_metrics(&si, p);
+        snprintf(p, sizeof p, "%s/trials/%s/train_config.json", dir, names[i]);
+        json_t *cfg = json_load_file(p, 0, NULL);
+        sb_printf(b, "<tr><td>");
+        sb_esc(b, names[i]);
+        sb_printf(b, "</td>");
+        json_object_foreach(space, k, v) {
+            char *t = json_dumps(json_object_get(cfg, k), JSON_ENCODE_ANY | JSON_COMPACT);
+            sb_printf(b, "<td>");
+            sb_esc(b, t ? t : "");
+            sb_printf(b, "</td>");
+            free(t);
+        }
+        double ba = NAN, bl = NAN;
+        for (int j = 0; j < si.val_acc.n; j++) ba = isnan(ba) || si.val_acc.y[j] > ba ? si.val_acc.y[j] : ba;
+        for (int j = 0; j < si.val_loss.n; j++) bl = isnan(bl) || si.val_loss.y[j] < bl ? si.val_loss.y[j] : bl;
+        cell_num(b, ba, "%.3f");
+        cell_num(b, bl, "%.4f");
+        sb_printf(b, "</tr>\n");
+        acc |= si.val_acc.n > 0;
+        cur[i] = si.val_acc.n ? si.val_acc : si.val_loss;
+        if (si.val_acc.n) free(si.val_loss.x), free(si.val_loss.y);
+        else free(si.val_acc.x), free(si.val_acc.y);
+        free(si.loss.x), free(si.loss.y);
+        json_decref(cfg);
+        curp[i] = &cur[i];
+        lab[i] = names[i];
+    }
+    sb_printf(b, "</table>\n");
+    char id[200], title[300];
+    snprintf(id, sizeof id, "chart-study-%s", name);
+    snprintf(title, sizeof title, "study %s: validation %s per trial", name, acc ? "accuracy" : "loss");
+    int drawn = line_chart(b, id, title, "step", acc ? "validation accuracy" : "validation loss", curp, lab, n);
+    for (int i = 0; i < n; i++) {
+        free(cur[i].x), free(cur[i].y);
+        free(names[i]);
+    }
+    free(cur);
+    json_decref(space);
+    return drawn;
+}
+
 typedef struct {
     const char *text;
 } html_ctx;
@@ -630,6 +712,13 @@ lf_status lf_report_html(const char *run_dir, const char *out_path, const char *
             snprintf(t, sizeof t, "confusion matrix: %s (%d examples)", rows[i].label,
                      (int)json_integer_value(json_object_get(rows[i].classify, "examples")));
             charts += confusion(&b, id, t, rows[i].classify);
+        }
+    for (int i = 0; i < ns; i++)
+        if (!strcmp(st[i].kind, "tune")) {
+            sb_printf(&b, "<h3>study ");
+            sb_esc(&b, st[i].name);
+            sb_printf(&b, "</h3>\n");
+            charts += study_section(&b, st[i].name, json_string_value(json_object_get(st[i].rec, "output")));
         }
     if (!charts) sb_printf(&b, "<p>No chart data in this run.</p>\n");
 

@@ -60,8 +60,14 @@ lf_status lf_seqcls_attach(lf_seqcls **out, lf_model *m, int num_labels, const c
     int idx = -1;
     char path[4200];
     if (!w && dir) {
-        snprintf(path, sizeof path, "%s/model.safetensors", dir);
-        if (lf_path_exists(path) && lf_st_open(&sf, path) == LF_OK) idx = lf_st_find(sf, "score.weight");
+        /* a fine-tuned model's folder, or a LoRA adapter's (its head beside the adapter) */
+        static const char *const files[] = {"model.safetensors", "score.safetensors"};
+        for (int f = 0; f < 2 && idx < 0; f++) {
+            lf_st_close(sf);
+            sf = NULL;
+            snprintf(path, sizeof path, "%s/%s", dir, files[f]);
+            if (lf_path_exists(path) && lf_st_open(&sf, path) == LF_OK) idx = lf_st_find(sf, "score.weight");
+        }
     }
     if (idx >= 0) { /* a trained head: the file is untrusted, check its shape before allocating */
         const int64_t *s = lf_st_shape(sf, idx);
