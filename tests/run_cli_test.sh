@@ -61,7 +61,7 @@ expect "unchanged rerun" "^lmforge run: 0 stages run, $nstages skipped" run2.txt
 sed -i 's/"copies": 2/"copies": 3/' tiny.json
 "$lf" run tiny.json --out out --dry-run > plan3.txt
 ran=$(grep '^  run ' plan3.txt | awk '{print $2}' | tr '\n' ' ')
-[ "$ran" = "aug cls_aug lora acc_lora report " ] || fail "after changing aug: ran '$ran', expected 'aug cls_aug lora acc_lora report '"
+[ "$ran" = "aug cls_aug lora acc_lora merged ppl_merged report " ] || fail "after changing aug: ran '$ran'"
 expect "changed plan" "^  run  aug +augment +settings or inputs changed" plan3.txt
 expect "changed plan" "^  run  lora +train +after 'cls_aug', which runs" plan3.txt
 # a changed input file reruns the stages that read it
@@ -69,7 +69,7 @@ echo '{"text": "good good fine", "label": "pos"}' >> labelled.jsonl
 "$lf" run tiny.json --out out --dry-run > plan4.txt
 expect "changed input" "^  run  cls +prepare +settings or inputs changed" plan4.txt
 "$lf" run tiny.json --out out > run4.txt 2>&1 || fail "run after changes exit $?"
-expect "run after changes" "^lmforge run: 8 stages run, $((nstages - 8)) skipped" run4.txt
+expect "run after changes" "^lmforge run: 10 stages run, $((nstages - 10)) skipped" run4.txt
 # a removed output reruns its stage
 rm -rf out/q8
 "$lf" run tiny.json --out out --dry-run > plan5.txt
@@ -156,7 +156,15 @@ expect "--force" "unknown stage for --force 'pretrian' \(did you mean 'pretrain'
 "$lf" run missing.json 2> bad.err && fail "a missing recipe accepted"
 expect "missing" "^lmforge run: missing.json: no such file" bad.err
 
-# 9. a failing stage stops the run with the end of its log, and is retried next time
+# 9. the recipes in recipes/ are valid (keys, kinds, references), found by name from any folder
+for rcp in "$src"/../recipes/*.json; do
+  "$lf" run "$rcp" --out outr --dry-run > rp.txt 2> rp.err || { fail "recipe $rcp: $(cat rp.err)"; continue; }
+  "$lf" run "$rcp" --quick --out outr --dry-run > /dev/null 2> rp.err || fail "recipe $rcp --quick: $(cat rp.err)"
+done
+"$lf" run default --quick --dry-run > rp.txt 2>&1 || fail "run default by name: $(cat rp.txt)"
+expect "default by name" "recipes/default.json --quick -> runs/default-quick/ \([0-9]+ stages, [0-9]+ to run\)" rp.txt
+
+# 10. a failing stage stops the run with the end of its log, and is retried next time
 python3 -c "import json; r=json.load(open('tiny.json')); r['stages'][1]['input']='nothere.txt'; json.dump(r, open('fail.json','w'))"
 "$lf" run fail.json --out outf > fail.out 2> fail.err && fail "a failing stage gave exit 0"
 expect "failing stage" "^lmforge run: stage 'lm' \(prepare\) failed with exit code" fail.err

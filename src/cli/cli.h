@@ -32,6 +32,7 @@ int cmd_tune(int argc, char **argv);
 int cmd_augment(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_report(int argc, char **argv);
+int cmd_default(int argc, char **argv); /* no arguments: run the default recipe's quick variant */
 #define LMFORGE_VERSION "0.1.0"
 /* LoRA adapters for eval/generate/verify: "--adapter DIR[:SCALE][,DIR...]" loaded onto m (list NULL:
  * nothing); prints the error and returns -1 on failure (cmd_lora.c) */

