@@ -79,8 +79,8 @@ with tempfile.TemporaryDirectory() as tmp:
         fails.append(f"DOM: {points} scatter points, expected at least 5")
     table = re.search(r'<table id="summary">(.*?)</table>', dom, re.S)
     nrows = len(re.findall(r"<tr>", table.group(1))) - 1 if table else 0
-    if nrows != 6:
-        fails.append(f"DOM: {nrows} model rows in the summary table, expected 6")
+    if nrows != 7:  # pretrain, student, pruned, q8, full, pretrain + lora, merged
+        fails.append(f"DOM: {nrows} model rows in the summary table, expected 7")
     if "report test" not in dom:
         fails.append("DOM: the --title is missing")
     # what the browser drew

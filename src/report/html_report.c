@@ -585,6 +585,8 @@ lf_status lf_report_html(const char *run_dir, const char *out_path, const char *
                 resolve(st[i].rec, adapter, apath, sizeof apath, afirst, sizeof afirst);
                 snprintf(ap2, sizeof ap2, "%s/adapter_model.safetensors", apath);
                 size += file_size(ap2);
+                snprintf(ap2, sizeof ap2, "%s/score.safetensors", apath); /* a head trained with it */
+                size += file_size(ap2);
             }
             r->size = size > 0 ? size : NAN;
             r->params = params > 0 ? params : NAN;
