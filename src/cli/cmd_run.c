@@ -715,7 +715,11 @@ static int run_stage(recipe *r, int i, int total_run, int *done_run, volatile si
     if (strcmp(st->k->kind, "fetch")) default_output(r, st, st->output, sizeof st->output);
     argv_buf a = {0};
     int capture;
-    if (build_argv(r, st, &a, resume, &capture)) return -1;
+    if (build_argv(r, st, &a, resume, &capture)) {
+        for (int k = 0; k < a.n; k++) free(a.v[k]);
+        free(a.v);
+        return -1;
+    }
     record_path(r, st->name, ".log", logp, sizeof logp);
     char capp[1300];
     snprintf(capp, sizeof capp, "%s/.stages/%s.stdout", r->out, st->name);
@@ -725,6 +729,8 @@ static int run_stage(recipe *r, int i, int total_run, int *done_run, volatile si
     pid_t pid = fork();
     if (pid < 0) {
         fprintf(stderr, "lmforge run: fork failed: %s\n", strerror(errno));
+        for (int k = 0; k < a.n; k++) free(a.v[k]);
+        free(a.v);
         return -1;
     }
     if (pid == 0) {
@@ -843,14 +849,15 @@ int cmd_run(int argc, char **argv) {
         usage(stderr);
         return 2;
     }
-    char fb[1200], ob[1200];
+    char fb[1200], ob[1200], p[1300];
     recipe r = {0};
-    if (load_recipe(&r, find_recipe(file, fb, sizeof fb), quick)) return 1;
+    int rc = 1, done = 0, nrun = 0;
+    if (load_recipe(&r, find_recipe(file, fb, sizeof fb), quick)) goto out;
     if (force && stage_index(&r, force, r.n) < 0) {
         const char *names[256];
         for (int i = 0; i < r.n; i++) names[i] = r.s[i].name;
         unknown_name(&r, NULL, "stage for --force", force, names, (size_t)r.n);
-        return 1;
+        goto out;
     }
     if (!out) {
         json_t *nm = json_object_get(r.root, "name");
@@ -860,10 +867,10 @@ int cmd_run(int argc, char **argv) {
     }
     if (strlen(out) > 900) {
         fprintf(stderr, "lmforge run: --out path too long (%zu bytes)\n", strlen(out));
-        return 2;
+        rc = 2;
+        goto out;
     }
     r.out = out;
-    int nrun = 0;
     for (int i = 0; i < r.n; i++) {
         plan_stage(&r, i, force);
         nrun += r.s[i].run;
@@ -872,18 +879,25 @@ int cmd_run(int argc, char **argv) {
     if (dry) {
         for (int i = 0; i < r.n; i++)
             printf("  %-4s %-14s %-9s %s\n", r.s[i].run ? "run" : "skip", r.s[i].name, r.s[i].k->kind, r.s[i].why);
-        return 0;
+        rc = 0;
+        goto out;
     }
-    char p[1300];
     snprintf(p, sizeof p, "%s/.stages", out);
-    if (lf_mkdirs(p)) return cli_fail("run");
+    if (lf_mkdirs(p)) {
+        rc = cli_fail("run");
+        goto out;
+    }
     snprintf(p, sizeof p, "%s/.stages/recipe.json", out); /* the recipe as run, for the report */
     char *rt = json_dumps(r.root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-    if (lf_write_file_atomic(p, rt, strlen(rt))) return cli_fail("run");
+    lf_status we = rt ? lf_write_file_atomic(p, rt, strlen(rt)) : LF_ERR_NOMEM;
     free(rt);
+    if (we) {
+        rc = cli_fail("run");
+        goto out;
+    }
     volatile sig_atomic_t *stop = cli_stop_on_signals();
     double t0 = lf_now();
-    int done = 0, rc = 0;
+    rc = 0;
     for (int i = 0; i < r.n && !rc; i++) {
         if (!r.s[i].run) {
             printf("[skip] %-14s %-9s %s\n", r.s[i].name, r.s[i].k->kind, r.s[i].why);
@@ -894,13 +908,15 @@ int cmd_run(int argc, char **argv) {
     if (!rc) printf("lmforge run: %d stages run, %d skipped, %.0f s; outputs in %s/\n", done, r.n - done, lf_now() - t0, out);
     for (int i = 0; !rc && i < r.n; i++)
         if (!strcmp(r.s[i].k->kind, "report")) printf("report: %s\n", r.s[i].output);
-    for (int i = 0; i < r.n; i++) {
+    rc = rc == 130 ? 130 : rc ? 1 : 0;
+out:
+    for (int i = 0; r.s && i < r.n; i++) {
         json_decref(r.s[i].settings);
         json_decref(r.s[i].record);
     }
     free(r.s);
     json_decref(r.root);
-    return rc == 130 ? 130 : rc ? 1 : 0;
+    return rc;
 }
 
 /* lmforge with no arguments: the default recipe's quick variant (the main job, about 3 minutes on
