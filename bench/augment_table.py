@@ -146,8 +146,9 @@ for phase in ("effect", "neural"):
                   + f" -> {max(sel, key=lambda c: st.mean(r['macro_f1'] for r in sel[c]))}")
         tr = [r for r in rows if r.get("phase") == "neural" and "train_s" in r]
         if tr:
-            print("\ntime per run (mean over runs): " + ", ".join(
-                f"{f} {st.mean(r[f] for r in tr):.2f} s" for f in ("augment_s", "prepare_s", "train_s", "eval_s"))
+            # the median: a run that shared the cores with a job outside the lock takes many times longer
+            print("\ntime per run (median over runs): " + ", ".join(
+                f"{f} {st.median(r[f] for r in tr):.2f} s" for f in ("augment_s", "prepare_s", "train_s", "eval_s"))
                 + f"; most-predicted label's share of predictions: max {max(r['pred_max_share'] for r in tr):.3f} "
                   f"(1/6 = 0.167 is uniform)")
         continue
