@@ -5,7 +5,8 @@ fortunes classification. Each phase appends JSON lines to OUT/results.jsonl.
   split  OUT LMFORGE           fortunes -> OUT/{test,val,pool}.jsonl (100 / 50 per label held out)
   speed  OUT LMFORGE N NBT     each op: lmforge (1 and 2 threads) vs nlpaug, sentences/s
   effect OUT LMFORGE NB SIZES SEEDS   naive Bayes on k examples per label, with and without augmentation
-  neural OUT LMFORGE KJV SIZES SEEDS CONDS STEPS   the KJV model fine-tuned as a classifier (label scoring)
+  neural OUT LMFORGE KJV SIZES SEEDS CONDS STEPS [SPLIT]   the KJV model fine-tuned as a classifier (label
+         scoring on 50 per label of SPLIT: test, or val to pick the best mix; cond "best" is that mix)
 """
 import json
 import os
@@ -190,48 +191,89 @@ def effect(out, lf, nbbin, sizes, seeds):
                    accuracy=acc, macro_f1=f1))
 
 
-def neural(out, lf, kjv, sizes, seeds, conds, steps):
-    pool = load(os.path.join(out, "pool.jsonl"))
-    test = load(os.path.join(out, "test.jsonl"))
+def label_split(out, name, per_label):
+    """the first per_label examples of each label of OUT/NAME.jsonl (fixed: the split is seeded once)"""
     by = {}
-    for r in test:  # 50 per label of the test split: label scoring is the slow part
+    for r in load(os.path.join(out, f"{name}.jsonl")):
         by.setdefault(r["label"], []).append(r)
     labels = sorted(by)
-    tsub = os.path.join(out, "test-300.jsonl")
-    dump(tsub, [r for lab in labels for r in by[lab][:50]])
+    p = os.path.join(out, f"{name}-{per_label * len(labels)}.jsonl")
+    dump(p, [r for lab in labels for r in by[lab][:per_label]])
+    return p, labels
+
+
+def best_mix(out):
+    """the mix with the best mean validation macro-F1 in the neural phase's selection runs"""
+    vals = {}
+    for r in load(os.path.join(out, "results.jsonl")):
+        if r.get("phase") == "neural" and r.get("split") == "val" and r["cond"] in MIXES:
+            vals.setdefault(r["cond"], []).append(r["macro_f1"])
+    if not vals:
+        sys.exit("augment_bench.py: neural cond 'best' needs the selection runs first (NEURAL_SPLIT=val, the mixes)")
+    return max(vals, key=lambda c: sum(vals[c]) / len(vals[c]))
+
+
+def neural(out, lf, kjv, sizes, seeds, conds, steps, split):
+    """The KJV model fine-tuned on k examples per label (+ augmented copies) for a fixed number of
+    steps of 8 examples (the same compute with and without augmentation), scored by label scoring
+    on 50 examples per label of the test split (split=test) or of the validation split (split=val:
+    picks the best mix). Train and score are timed apart, and the share of the most predicted label
+    is kept: a model that predicts one class for everything measures nothing."""
+    ev_path, labels = label_split(out, split, 50)
+    # the run's own validation (its end-of-training loss line): 5 per label of the validation
+    # split, not carved from the training records (that would take 5 % of k and, with
+    # augmentation, score copies of training examples)
     work = os.path.join(out, "neural")
     os.makedirs(work, exist_ok=True)
+    vdir = os.path.join(work, "rundev")
+    if not os.path.exists(os.path.join(vdir, "train.bin")):
+        vp, _ = label_split(out, "val", 5)
+        subprocess.run([lf, "prepare", "--tokenizer", os.path.join(kjv, "tokenizer.json"), "--input", vp,
+                        "--output", vdir, "--val-fraction", "0", "--quiet"], check=True, stdout=subprocess.DEVNULL)
+    pool = load(os.path.join(out, "pool.jsonl"))
     allc = {"none": None, **SINGLE, **MIXES}
+    conds = [best_mix(out) if c == "best" else c for c in conds]
     for k in sizes:
         for seed in seeds:
             tr = os.path.join(work, f"train-{k}-{seed}.jsonl")
             dump(tr, sample(pool, k, seed) if k != "all" else pool)
             for c in conds:
-                run = os.path.join(work, f"run-{k}-{seed}-{c}")
-                if os.path.exists(os.path.join(run, "result.json")):
+                run = os.path.join(work, f"run-{k}-{seed}-{c}-{steps}")
+                ev = os.path.join(run, f"eval-{split}.json")
+                if os.path.exists(ev):
                     continue
-                subprocess.run(["rm", "-rf", run], check=True)
-                os.makedirs(run)
-                a = os.path.join(run, "train.jsonl")
-                augment(lf, tr, a, allc[c], seed)
-                subprocess.run([lf, "prepare", "--tokenizer", os.path.join(kjv, "tokenizer.json"), "--input", a,
-                                "--output", os.path.join(run, "data"), "--val-fraction", "0.05", "--quiet"],
-                               check=True, stdout=subprocess.DEVNULL)
-                t0 = time.perf_counter()
-                subprocess.run([lf, "train", "--task=classify", f"--init={kjv}", f"--data={run}/data", "--head=lm",
-                                "--context=64", "--batch_size=8", f"--max_steps={steps}", "--lr=1e-3", "--min_lr=1e-4",
-                                "--warmup_steps=5", "--eval_every=0", "--eval_examples=30", "--checkpoint_every=0",
-                                f"--seed={seed}", "--dropout=0.1", f"--run_dir={run}/run", "--quiet"],
-                               check=True, stdout=subprocess.DEVNULL)
-                t1 = time.perf_counter()
-                ev = os.path.join(run, "eval.json")
-                subprocess.run([lf, "eval", "--task", "classify", f"{run}/run/final", tsub, "--labels", ",".join(labels),
+                t = [time.perf_counter()]
+                if not os.path.exists(os.path.join(run, "run", "final", "model.safetensors")):
+                    subprocess.run(["rm", "-rf", run], check=True)
+                    os.makedirs(run)
+                    a = os.path.join(run, "train.jsonl")
+                    augment(lf, tr, a, allc[c], seed)
+                    t.append(time.perf_counter())
+                    subprocess.run([lf, "prepare", "--tokenizer", os.path.join(kjv, "tokenizer.json"), "--input", a,
+                                    "--output", os.path.join(run, "data"), "--val-fraction", "0", "--quiet"],
+                                   check=True, stdout=subprocess.DEVNULL)
+                    subprocess.run(["cp", os.path.join(vdir, "train.bin"), os.path.join(run, "data", "val.bin")], check=True)
+                    t.append(time.perf_counter())
+                    subprocess.run([lf, "train", "--task=classify", f"--init={kjv}", f"--data={run}/data", "--head=lm",
+                                    "--context=64", "--batch_size=8", f"--max_steps={steps}", "--lr=1e-3", "--min_lr=1e-4",
+                                    "--warmup_steps=5", "--eval_every=0", "--eval_examples=30", "--checkpoint_every=0",
+                                    f"--seed={seed}", "--dropout=0.1", f"--run_dir={run}/run", "--quiet"],
+                                   check=True, stdout=subprocess.DEVNULL)
+                    t.append(time.perf_counter())
+                else:  # trained for the other split's scoring: score it only
+                    t += [None, None, t[0]]
+                subprocess.run([lf, "eval", "--task", "classify", f"{run}/run/final", ev_path, "--labels", ",".join(labels),
                                 "--max-tokens", "64", "--quiet", "--json", ev], check=True, stdout=subprocess.DEVNULL)
+                t.append(time.perf_counter())
                 j = json.load(open(ev))
+                pred = [sum(col) for col in zip(*j["confusion"])]  # rows gold, columns predicted
                 rec = dict(phase="neural", model="KJV Llama (4x256) fine-tuned, label scoring", k=k, seed=seed, cond=c,
-                           ops=allc[c] or "", steps=steps, accuracy=j["accuracy"], macro_f1=j["macro_f1"],
-                           train_s=round(t1 - t0, 1), eval_s=round(time.perf_counter() - t1, 1))
-                json.dump(rec, open(os.path.join(run, "result.json"), "w"))
+                           ops=allc[c] or "", split=split, examples=j["examples"], steps=steps,
+                           train=sum(1 for _ in open(os.path.join(run, "train.jsonl"))),
+                           accuracy=j["accuracy"], macro_f1=j["macro_f1"], pred_max_share=round(max(pred) / sum(pred), 3),
+                           eval_s=round(t[4] - t[3], 2))
+                if t[1] is not None:
+                    rec.update(augment_s=round(t[1] - t[0], 2), prepare_s=round(t[2] - t[1], 2), train_s=round(t[3] - t[2], 2))
                 emit(out, rec)
 
 
@@ -245,6 +287,7 @@ if __name__ == "__main__":
         effect(out, lf, sys.argv[4], [int(x) for x in sys.argv[5].split()], [int(x) for x in sys.argv[6].split()])
     elif cmd == "neural":
         sizes = [x if x == "all" else int(x) for x in sys.argv[5].split()]
-        neural(out, lf, sys.argv[4], sizes, [int(x) for x in sys.argv[6].split()], sys.argv[7].split(), int(sys.argv[8]))
+        neural(out, lf, sys.argv[4], sizes, [int(x) for x in sys.argv[6].split()], sys.argv[7].split(), int(sys.argv[8]),
+               sys.argv[9] if len(sys.argv) > 9 else "test")
     else:
         sys.exit(f"augment_bench.py: unknown phase {cmd}")
