@@ -475,6 +475,17 @@ lf_status lf_mtl_add_log_vars(lf_model *m, int n, lf_param **out) {
 
 /* ---------------------------------------------------------------- PCGrad */
 
+void lf_pcgrad_order(uint64_t seed, uint64_t step, int i, int n, int *order) {
+    int m = 0;
+    for (int j = 0; j < n; j++)
+        if (j != i) order[m++] = j;
+    for (int q = m; q > 1; q--) { /* Fisher-Yates from (seed, step, i) */
+        int r = (int)(lf_hash64(seed ^ 0x9c9ad5u, step * 64 + (uint64_t)i, (uint64_t)q) % (uint64_t)q), tmp = order[q - 1];
+        order[q - 1] = order[r];
+        order[r] = tmp;
+    }
+}
+
 /* With D the Gram matrix of the original gradients, each task's projected gradient is
  * g_i' = g_i - Σ_j a_ij·g_j with the a_ij found in projection order from dot products alone
  * (g_i'·g_j = D_ij - Σ_k a_ik·D_kj), so out = Σ_j (1 - Σ_i a_ij)·g_j needs no per-task copy. */
@@ -489,14 +500,8 @@ void lf_pcgrad_combine(float *const *g, int n, size_t len, float *out, uint64_t 
             D[i][j] = D[j][i] = s;
         }
     for (int i = 0; i < n; i++) {
-        int order[LF_MTL_MAX_TASKS * 4], m = 0;
-        for (int j = 0; j < n; j++)
-            if (j != i) order[m++] = j;
-        for (int q = m; q > 1; q--) { /* Fisher-Yates from (seed, step, i) */
-            int r = (int)(lf_hash64(seed ^ 0x9c9ad5u, step * 64 + (uint64_t)i, (uint64_t)q) % (uint64_t)q), tmp = order[q - 1];
-            order[q - 1] = order[r];
-            order[r] = tmp;
-        }
+        int order[LF_MTL_MAX_TASKS * 4], m = n - 1;
+        lf_pcgrad_order(seed, step, i, n, order);
         for (int j = 0; j < n; j++) a[i][j] = 0.0;
         for (int q = 0; q < m; q++) {
             int j = order[q];

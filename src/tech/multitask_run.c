@@ -91,6 +91,16 @@ static lf_status open_task(lf_mtl *mt, int t) {
     json_decref(names);
     if (s->prefix[0] && (st = lf_tokenizer_encode(mt->tok, s->prefix, strlen(s->prefix), 0, &mt->prefix[t]))) return st;
     mt->st[t] = (lf_mtl_source_task){mt->train[t], s->kind, select, mt->prefix[t].ids, (int)mt->prefix[t].n};
+    if (mt->val[t] && s->kind != LF_MTL_CLASSIFY) { /* a task with no rows in val.bin is trained but not validated */
+        lf_mtl_source_task vt = mt->st[t];
+        lf_batch_source *vs = NULL;
+        vt.shard = mt->val[t];
+        if (lf_mtl_task_source_new(&vs, &vt, c->context) != LF_OK) {
+            lf_shard_close(mt->val[t]);
+            mt->val[t] = NULL;
+        }
+        lf_batch_source_free(vs);
+    }
     if (s->kind == LF_MTL_CLASSIFY) {
         if (!mt->val[t]) {
             lf_set_error("task '%s': %s has no val.bin to score the classification on", s->name, s->data);
@@ -306,6 +316,8 @@ lf_status lf_mtl_evaluate(lf_mtl *mt, lf_model *m, lf_reporter *rep, int step, d
             snprintf(tag, sizeof tag, "val/%s/perplexity", name);
             lf_report_scalar(rep, tag, step, (float)r->ppl);
             lf_report_say(rep, "  task %-12s loss %.4f  perplexity %.2f  (%zu rows)\n", name, r->loss, r->ppl, r->examples);
+        } else {
+            lf_report_say(rep, "  task %-12s no validation rows (val.bin holds none of its documents)\n", name);
         }
     }
     if (mt->es_task < 0) *criterion = wsum > 0 ? lsum / wsum : NAN;

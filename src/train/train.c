@@ -682,6 +682,19 @@ lf_status lf_train_with_hooks(const lf_train_config *c, const char *resume, vola
         json_object_set_new(ev, "event", json_string("stop"));
         json_object_set_new(ev, "step", json_integer(step));
         json_object_set_new(ev, "reason", json_string(reason_name(reason)));
+        if (r->mtl) { /* the run summary: every task's metrics at its last evaluation */
+            json_t *tk = json_object();
+            for (int t = 0; t < lf_mtl_num_tasks(r->mtl); t++) {
+                const lf_mtl_metrics *mm = lf_mtl_last_metrics(r->mtl, t);
+                json_t *o = json_object();
+                if (isfinite(mm->loss)) json_object_set_new(o, "loss", json_real(mm->loss));
+                if (isfinite(mm->ppl)) json_object_set_new(o, "perplexity", json_real(mm->ppl));
+                if (isfinite(mm->accuracy)) json_object_set_new(o, "accuracy", json_real(mm->accuracy));
+                if (isfinite(mm->macro_f1)) json_object_set_new(o, "macro_f1", json_real(mm->macro_f1));
+                json_object_set_new(tk, lf_mtl_task(r->mtl, t)->name, o);
+            }
+            json_object_set_new(ev, "tasks", tk);
+        }
         json_object_set_new(ev, "checkpoint", json_string(res->last_checkpoint));
         lf_report_event(r->rep, ev);
     }
