@@ -80,6 +80,8 @@ lf_status lf_mtl_add_log_vars(lf_model *m, int n_tasks, lf_param **out);
  * the original g_j whenever g_i'·g_j < 0; out = Σ_i g_i'. grads: n_tasks vectors of n floats
  * (a task absent from the step has a zero vector and changes nothing). Dot products in double. */
 void lf_pcgrad_combine(float *const *grads, int n_tasks, size_t n, float *out, uint64_t seed, uint64_t step);
+/* The order in which task i's gradient meets the others (n - 1 task ids) at a step. */
+void lf_pcgrad_order(uint64_t seed, uint64_t step, int i, int n, int *order);
 /* PCGrad as the trainer's grad surgery (one group per task). */
 lf_grad_surgery *lf_pcgrad_surgery(int n_tasks, uint64_t seed);
 
