@@ -121,7 +121,7 @@ static lf_status parse_es(lf_mtl *mt) {
     mt->es_task = -1;
     strcpy(mt->es_metric, "loss");
     if (!e[0] || !strcmp(e, "mean")) return LF_OK;
-    char name[128] = "", metric[32] = "";
+    char name[128] = "", metric[16] = "";
     const char *colon = strncmp(e, "task:", 5) ? NULL : strchr(e + 5, ':');
     if (strncmp(e, "task:", 5) == 0) {
         size_t len = colon ? (size_t)(colon - (e + 5)) : strlen(e + 5);
