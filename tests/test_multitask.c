@@ -18,6 +18,7 @@
 
 static char dir[] = "/tmp/lf_test_mtl_XXXXXX";
 static char tok_path[400];
+static lf_config cfg_small(int V);
 
 static char *path_of(const char *name) {
     static char p[8][4400];
@@ -56,6 +57,13 @@ static void make_data(void) {
         fprintf(all, "%s %s\n", text, yes ? "yes" : "no");
     }
     for (int d = 0; d < 40; d++) fprintf(co, "{\"prompt\": \"q %d\", \"completion\": \" a %d\"}\n", d, d);
+    FILE *mx = fopen(path_of("mixed.jsonl"), "w");
+    LF_ASSERT(mx);
+    for (int d = 0; d < 50; d++) {
+        fprintf(mx, "{\"task\": \"qa\", \"prompt\": \"q %d\", \"completion\": \" %s\"}\n", d, words[d % 8]);
+        if (d % 2) fprintf(mx, "{\"task\": \"say\", \"prompt\": \"say %d\", \"completion\": \" %s %s\"}\n", d, words[d % 8], words[(d + 1) % 8]);
+    }
+    fclose(mx);
     fclose(lm);
     fclose(cl);
     fclose(co);
@@ -216,6 +224,54 @@ static void test_mixture(lf_tokenizer *tok) {
     lf_batch_free(&b);
     lf_batch_source_free(src);
     close3(&k);
+}
+
+/* one task of a shard with task ids: only its documents are drawn, and lmforge eval's per-task
+ * loss counts exactly its masked targets */
+static void test_shared_shard(lf_tokenizer *tok) {
+    lf_shard *tr, *va;
+    uint64_t fp = lf_tokenizer_fingerprint(tok);
+    LF_ASSERT(lf_shard_open(&tr, path_of("p_mixed/train.bin"), fp) == LF_OK && lf_shard_open(&va, path_of("p_mixed/val.bin"), fp) == LF_OK);
+    size_t docs[2] = {0, 0}, targets[2] = {0, 0};
+    for (size_t d = 0; d < lf_shard_num_docs(tr); d++) docs[lf_shard_doc_task(tr, d)]++;
+    for (size_t d = 0; d < lf_shard_num_docs(va); d++)
+        for (size_t y = lf_shard_doc_start(va, d) + 1; y < lf_shard_doc_start(va, d + 1); y++)
+            targets[lf_shard_doc_task(va, d)] += (size_t)lf_shard_is_target(va, y);
+    int B = 4, T = 32;
+    for (int t = 0; t < 2; t++) {
+        lf_mtl_source_task st = {tr, LF_MTL_COMPLETION, t, NULL, 0};
+        lf_batch_source *src;
+        LF_ASSERT(lf_mtl_task_source_new(&src, &st, T) == LF_OK);
+        CHECK(lf_mtl_source_examples(src, 0) == docs[t], "task %d of the shared shard: %zu examples, %zu documents", t,
+              lf_mtl_source_examples(src, 0), docs[t]);
+        lf_batch_source_free(src);
+    }
+    lf_config cfg = cfg_small(lf_tokenizer_vocab_size(tok));
+    lf_model *m;
+    LF_ASSERT(lf_model_init(&m, &cfg) == LF_OK);
+    lf_model_init_weights(m, 2);
+    double sum[2];
+    size_t cnt[2];
+    CHECK(lf_mtl_eval_shard(m, va, T, B, 0, 2, sum, cnt) == LF_OK, "eval shard: %s", lf_last_error());
+    CHECK(cnt[0] == targets[0] && cnt[1] == targets[1] && cnt[0] > 0 && cnt[1] > 0 && isfinite(sum[0]) && isfinite(sum[1]),
+          "per-task targets %zu %zu, in the shard %zu %zu (sums %g %g)", cnt[0], cnt[1], targets[0], targets[1], sum[0], sum[1]);
+    /* the per-task sum is the sum of the rows' cross-entropy: one task's documents as one batch */
+    lf_mtl_source_task st = {va, LF_MTL_COMPLETION, 1, NULL, 0};
+    lf_batch_source *src;
+    LF_ASSERT(lf_mtl_task_source_new(&src, &st, T) == LF_OK);
+    size_t n = lf_mtl_source_examples(src, 0);
+    lf_batch b;
+    LF_ASSERT(lf_batch_alloc(&b, (int)n, T) == LF_OK && src->next(src, &b) == LF_OK);
+    double s1 = 0.0;
+    size_t c1 = 0;
+    LF_ASSERT(lf_loss_ce_eval(m, &b, &s1, &c1) == LF_OK);
+    CHECK(c1 == cnt[1] && fabs(s1 - sum[1]) < 1e-4 * fabs(s1), "task 1 in one batch: %zu targets, %.6f nats; per batches of %d: %.6f", c1, s1, B,
+          sum[1]);
+    lf_batch_free(&b);
+    lf_batch_source_free(src);
+    lf_model_free(m);
+    lf_shard_close(tr);
+    lf_shard_close(va);
 }
 
 /* ---------------------------------------------------------------- loss gradients */
@@ -606,6 +662,7 @@ int main(int argc, char **argv) {
     prepare("cls.jsonl", "p_cls");
     prepare("lm.jsonl", "p_lm");
     prepare("comp.jsonl", "p_comp");
+    prepare("mixed.jsonl", "p_mixed");
 
     test_parse();
     test_rates();
@@ -613,6 +670,7 @@ int main(int argc, char **argv) {
     test_loss_fd(0);
     test_loss_fd(1);
     test_pcgrad();
+    test_shared_shard(tok);
     test_surgery_seam(tok);
     test_config_errors();
     test_train_learns();
