@@ -1,5 +1,6 @@
 """Summarises bench/run-multitask's results.jsonl: per-task metrics mean ± sd over seeds per method,
-and the per-step time of the weighting methods against static weights in the same locked jobs."""
+and (with timing.jsonl from `bench/run-multitask timing`) the per-step time of the weighting methods
+against static weights. Usage: multitask_table.py RESULTS.jsonl [TIMING.jsonl]"""
 import json, statistics, sys
 from collections import OrderedDict
 
@@ -39,8 +40,23 @@ for r in rows:
         ratios.setdefault(r["method"], []).append(r["s_per_step"] / base[r["seed"]])
 for m, v in ratios.items():
     sd = f" ± {statistics.stdev(v):.3f}" if len(v) > 1 else ""
-    print(f"{m}: {statistics.mean(v):.3f}{sd} x the static step time ({len(v)} seeds)")
+    print(f"{m}: {statistics.mean(v):.3f}{sd} x the static step time in the sweep's jobs ({len(v)} seeds; a shared machine: "
+          "see the interleaved timing)")
 uw = [r["uw_weight"] for r in rows if r.get("uw_weight")]
 if uw:
     print("uncertainty weights at the end (exp(-s)/2, start 0.824): " +
           ", ".join(f"{t} {statistics.mean(w[t] for w in uw):.3f}" for t in uw[0]))
+
+# the interleaved timing rounds (bench/run-multitask timing): ratios to static within each round
+if len(sys.argv) > 2:
+    t = [json.loads(l) for l in open(sys.argv[2]) if l.strip()]
+    rounds = {}
+    for r in t:
+        rounds.setdefault(r["round"], {})[r["weighting"]] = r["s_per_step"]
+    print("\n| weighting | s/step (mean ± sd) | x static (per round, mean ± sd) |")
+    print("|---|---|---|")
+    for w in ("static", "uncertainty", "pcgrad"):
+        v = [rd[w] for rd in rounds.values() if w in rd]
+        q = [rd[w] / rd["static"] for rd in rounds.values() if w in rd and "static" in rd]
+        sd = lambda x: f" ± {statistics.stdev(x):.3f}" if len(x) > 1 else ""
+        print(f"| {w} | {statistics.mean(v):.3f}{sd(v)} | {statistics.mean(q):.3f}{sd(q)} |")
