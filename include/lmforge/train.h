@@ -69,6 +69,10 @@ typedef struct lf_train_config_s {
     /* online augmentation (src/tech/augment_source.c): noised input windows, clean targets */
     float aug_mask, aug_span;
     int aug_shuffle, aug_mask_id;
+    /* multi-task learning (src/tech/multitask*.c, include/lmforge/multitask.h): on when tasks is set */
+    char tasks[4096], mix[16], task_weighting[16], early_stop_metric[96];
+    int mix_cap;
+    float mix_temperature;
 } lf_train_config;
 
 void lf_train_config_defaults(lf_train_config *c);
@@ -117,17 +121,37 @@ struct lf_hook {
     void (*free)(lf_hook *h); /* frees ctx and h; may be NULL */
 };
 
+/* Gradient surgery (multi-task: PCGrad and kin): when set, each micro-batch is split by task id
+ * (batch.task) into n_groups sub-batches, each gets its own forward and backward through the loss
+ * terms, and combine turns the groups' gradients, accumulated over the step's micro-batches, into
+ * the one the optimizer applies. grads: n_groups vectors of n floats, the trainable tensors'
+ * gradients in table order (a group absent from the step is zero); out: n floats. Costs n_groups
+ * gradient copies (+1 for out) and one forward/backward per group present in a micro-batch. */
+typedef struct lf_grad_surgery lf_grad_surgery;
+struct lf_grad_surgery {
+    const char *name;
+    void *ctx;
+    int n_groups;
+    void (*combine)(lf_grad_surgery *s, float *const *grads, int n_groups, size_t n, float *out, int step);
+    void (*free)(lf_grad_surgery *s); /* frees ctx and s; may be NULL */
+};
+
 /* The source stays the caller's. The trainer starts with no loss term: add cross-entropy (or
  * others); it owns the terms and hooks it is given. */
 lf_status lf_trainer_init(lf_trainer **out, lf_model *m, lf_batch_source *train, const lf_trainer_opts *o);
 void lf_trainer_free(lf_trainer *t);
 lf_status lf_trainer_add_loss(lf_trainer *t, lf_loss_term *term);
 lf_status lf_trainer_add_hook(lf_trainer *t, lf_hook *h);
+/* The trainer owns it (one at most). */
+lf_status lf_trainer_set_grad_surgery(lf_trainer *t, lf_grad_surgery *s);
 /* One optimizer step over grad_accum micro-batches; then the after_step hooks. *stop (may be
  * NULL) is set when a hook asked to stop. */
 lf_status lf_trainer_step(lf_trainer *t, lf_step_info *info, int *stop);
 /* Mean cross-entropy on `batches` batches of val (dropout off), then the after_eval hooks. */
 lf_status lf_trainer_evaluate(lf_trainer *t, lf_batch_source *val, int B, int batches, double *val_loss, int *stop);
+/* The after_eval hooks with a validation value the caller computed (lower is better), for drivers
+ * whose criterion is not lf_trainer_evaluate's cross-entropy (per-task metrics, say). */
+lf_status lf_trainer_eval_hooks(lf_trainer *t, double value, int *stop);
 /* Trainer state into a checkpoint folder: trainer_state.safetensors (optimizer moments and the
  * values of tensors added after init, such as adapters) and trainer_state.json (step, optimizer
  * counts, the source's position, and the members of extra_json, a JSON object text or NULL). The

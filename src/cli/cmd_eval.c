@@ -6,10 +6,12 @@
 #include "lmforge/ckpt.h"
 #include "lmforge/data.h"
 #include "lmforge/eval.h"
+#include "lmforge/multitask.h"
 #include "lmforge/prune.h"
 #include "lmforge/tokenizer.h"
 
 #include <dirent.h>
+#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -191,6 +193,20 @@ static int run_kld(lf_model *m, const char *model, const char *base_path, int ke
     return rc;
 }
 
+/* the task names of the meta.json beside a shard (0 when it has none) */
+static int shard_task_names(const char *shard, char (*names)[64], int max) {
+    char p[4096];
+    snprintf(p, sizeof p, "%s", shard);
+    char *slash = strrchr(p, '/');
+    snprintf(slash ? slash + 1 : p, sizeof p - (size_t)(slash ? slash + 1 - p : 0), "meta.json");
+    json_t *j = json_load_file(p, 0, NULL), *t = json_object_get(j, "tasks");
+    int n = 0;
+    for (size_t i = 0; json_is_array(t) && i < json_array_size(t) && n < max; i++)
+        snprintf(names[n++], 64, "%s", json_string_value(json_array_get(t, i)) ? json_string_value(json_array_get(t, i)) : "?");
+    json_decref(j);
+    return n;
+}
+
 int cmd_eval(int argc, char **argv) {
     for (int i = 1; i + 1 < argc; i++) /* --task classify: src/cli/cmd_eval_classify.c */
         if (!strcmp(argv[i], "--task") && !strcmp(argv[i + 1], "classify")) return cmd_eval_classify(argc, argv);
@@ -267,6 +283,10 @@ int cmd_eval(int argc, char **argv) {
     cli_model_tokenizer(model, p, sizeof p);
     const char *tok_path = tokp ? tokp : p;
     lf_tokenizer *t = NULL; /* kept for --kld-base's check */
+    char task_names[64][64];
+    double task_sum[64];
+    size_t task_count[64];
+    int n_tasks = 0, limit_docs = 0;
     if (dl > 4 && !strcmp(data + dl - 4, ".bin")) { /* a shard: its own tokens */
         lf_shard *s;
         /* the shard's fingerprint is checked against it; bytes per token for bits per byte */
@@ -276,6 +296,15 @@ int cmd_eval(int argc, char **argv) {
         }
         if (!t) fprintf(stderr, "lmforge eval: note: no tokenizer (%s, --tokenizer): the shard's tokenizer cannot be checked\n", p);
         if (lf_shard_open(&s, data, t ? lf_tokenizer_fingerprint(t) : 0) || lf_shard_check_vocab(s, mc->vocab_size)) {
+            lf_tokenizer_free(t);
+            lf_model_free(m);
+            return cli_fail("eval");
+        }
+        /* a shard of several tasks (prepare's JSONL "task" field): one row per task, whole documents */
+        n_tasks = shard_task_names(data, task_names, 64);
+        if (n_tasks > 0 &&
+            lf_mtl_eval_shard(m, s, T, B, limit_docs, n_tasks, task_sum, task_count)) {
+            lf_shard_close(s);
             lf_tokenizer_free(t);
             lf_model_free(m);
             return cli_fail("eval");
@@ -351,6 +380,19 @@ int cmd_eval(int argc, char **argv) {
                    "model", model, "data", data, "tokens", ids.n, r.targets, "context", T, stride, r.windows, "mean loss", loss,
                    "perplexity", exp(loss), "bits/byte", bpb, "speed", r.targets / (r.seconds > 0 ? r.seconds : 1e-9),
                    "sparsity", lt ? 100.0 * (double)lz / (double)lt : 0.0, "parameters", np - zeros, np);
+        for (int k = 0; k < n_tasks; k++) {
+            double tl = task_count[k] ? task_sum[k] / (double)task_count[k] : NAN;
+            if (json && !task_count[k]) printf("{\"task\": \"%s\", \"targets\": 0, \"loss\": null, \"perplexity\": null}\n", task_names[k]);
+            else if (json)
+                printf("{\"task\": \"%s\", \"targets\": %zu, \"loss\": %.6f, \"perplexity\": %.4f}\n", task_names[k], task_count[k],
+                       tl, exp(tl));
+            else if (!task_count[k])
+                printf("%s%-14s %-20s no scored targets in this split\n", k ? "" : "per task (whole documents, masked targets):\n", "task",
+                       task_names[k]);
+            else
+                printf("%s%-14s %-20s loss %.4f  perplexity %.3f  (%zu targets)\n", k ? "" : "per task (whole documents, masked targets):\n",
+                       "task", task_names[k], tl, exp(tl), task_count[k]);
+        }
         rc = 0;
     }
 done:
@@ -364,6 +406,8 @@ usage:
                     "                           [--stride S] [--batch B] [--limit N] [--json] [--keep-quantized | --dequantize]\n"
                     "                           [--int8-activations | --float-activations]\n"
                     "           --limit N: only the first N tokens of the data\n"
+                    "           a SHARD.bin whose meta.json lists tasks (prepare's JSONL \"task\" field) also gets one row per\n"
+                    "           task: the loss of its whole documents (masked targets), as multi-task training validates\n"
                     "           --int8-activations: a GGUF's quantized weights meet activations rounded to int8 blocks of 32\n"
                     "           (llama.cpp's way; the integer kernels at batch 1), default float32 activations\n"
                     "       lmforge eval MODEL DATA --kld-base BASE [--chunks] [--kld-out FILE.tsv] [--context T] [--stride S] [--json]\n"

@@ -121,7 +121,10 @@ int cli_train_summary(const lf_train_config *cp, const lf_train_result *rp, cons
     if (!c.json) {
         printf("steps %d (%d this run%s), %.0f tokens/s, train loss %.4f -> %.4f\n", r.steps, r.steps - r.start_step,
                r.skipped_steps ? ", some skipped as non-finite" : "", r.tokens_per_s, r.first_loss, r.last_loss);
-        if (isfinite(r.best_val_loss))
+        if (isfinite(r.best_val_loss) && c.tasks[0]) /* the tasks' own metrics are in the lines above */
+            printf("multi-task criterion (%s) %.4f -> %.4f; best %.4f at step %d, saved in %s\n", c.early_stop_metric,
+                   r.val_loss_start, r.val_loss_end, r.best_val_loss, r.best_step, r.best_dir);
+        else if (isfinite(r.best_val_loss))
             printf("validation loss %.4f -> %.4f; best %.4f (perplexity %.2f) at step %d, saved in %s\n", r.val_loss_start,
                    r.val_loss_end, r.best_val_loss, exp(r.best_val_loss), r.best_step, r.best_dir);
         printf("last checkpoint: %s\n", r.last_checkpoint);

@@ -113,6 +113,12 @@ static const key_def keys[] = {
     F(aug_span, "0", "lm: span corruption: this share of input tokens masked in spans of mean length 3"),
     I(aug_shuffle, "0", "lm: shuffle input tokens within a window of this many places (0/1 = off)"),
     I(aug_mask_id, "0", "lm: the token id that masks (e.g. the tokenizer's unknown or a reserved token)"),
+    S(tasks, "", "multi-task: a JSON array of {name, data, kind (lm|completion|classify), prefix, weight, rate, metric}, or auto"),
+    S(mix, "proportional", "multi-task mixing: proportional (examples, with mix_cap and mix_temperature) or fixed (task rates)"),
+    I(mix_cap, "0", "multi-task: cap on a task's examples when mixing proportionally (T5's K; 0 = none)"),
+    F(mix_temperature, "1", "multi-task: rates ~ examples^(1/T) (1 = proportional, large = uniform)"),
+    S(task_weighting, "static", "multi-task loss weighting: static (task weights), uncertainty (learned) or pcgrad"),
+    S(early_stop_metric, "mean", "multi-task: early stopping and best/ follow mean (weighted task losses) or task:NAME[:loss|ppl|accuracy|macro_f1]"),
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
@@ -202,6 +208,15 @@ static lf_status apply_json(lf_train_config *c, json_t *j, const char *what) {
         }
         char buf[64];
         const char *val = buf;
+        char *dumped = NULL;
+        if (!strcmp(key, "tasks") && (json_is_array(v) || json_is_object(v))) { /* the task list, kept as its JSON text */
+            dumped = json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER);
+            if (!dumped) return LF_ERR_NOMEM;
+            lf_status st = lf_train_config_set(c, key, dumped);
+            free(dumped);
+            if (st) return st;
+            continue;
+        }
         if (json_is_string(v) && k->type == K_STR) {
             val = json_string_value(v); /* whole: set() refuses what does not fit, nothing is cut */
             if (strlen(val) != json_string_length(v)) {
@@ -339,7 +354,15 @@ lf_status lf_train_config_check(const lf_train_config *c) {
         lf_set_error(__VA_ARGS__);                                                                 \
         return LF_ERR_ARG;                                                                         \
     }
-    REQ(c->data[0], "config: 'data' is required (a folder made by 'lmforge prepare')");
+    REQ(c->data[0] || (c->tasks[0] && strcmp(c->tasks, "auto")), "config: 'data' is required (a folder made by 'lmforge prepare')");
+    REQ(!strcmp(c->mix, "proportional") || !strcmp(c->mix, "fixed"), "config: mix must be proportional or fixed, got '%s'", c->mix);
+    REQ(c->mix_cap >= 0 && c->mix_temperature > 0 && c->mix_temperature <= 1e6, "config: need mix_cap >= 0 and mix_temperature in (0, 1e6]");
+    REQ(!strcmp(c->task_weighting, "static") || !strcmp(c->task_weighting, "uncertainty") || !strcmp(c->task_weighting, "pcgrad"),
+        "config: task_weighting must be static, uncertainty or pcgrad, got '%s'", c->task_weighting);
+    REQ(!c->tasks[0] || (!strcmp(c->task, "lm") && !c->teacher[0] && !c->teacher_cache[0] && c->label_smoothing == 0 &&
+                         c->aug_mask == 0 && c->aug_span == 0 && c->aug_shuffle <= 1),
+        "config: tasks (multi-task) trains with task = lm (classification tasks are tasks of kind classify), without "
+        "distillation, label_smoothing or online augmentation");
     REQ(!strcmp(c->arch, "llama") || !strcmp(c->arch, "gpt2"), "config: arch must be llama or gpt2, got '%s'", c->arch);
     REQ(!strcmp(c->schedule, "constant") || !strcmp(c->schedule, "linear") || !strcmp(c->schedule, "cosine"),
         "config: schedule must be constant, linear or cosine, got '%s'", c->schedule);

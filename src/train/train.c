@@ -9,6 +9,7 @@
 #include "lmforge/data.h"
 #include "lmforge/distill.h"
 #include "lmforge/lora.h"
+#include "lmforge/multitask.h"
 #include "lmforge/optim.h"
 #include "lmforge/prune.h"
 #include "lmforge/report.h"
@@ -32,6 +33,7 @@ typedef struct {
     lf_lora *lora; /* LoRA on: checkpoints hold the adapter folder, not the model */
     lf_distill *dist; /* a teacher (distillation): reloaded from the config on resume */
     lf_distill_cache *cache; /* or a cache of its top-k log-probabilities */
+    lf_mtl *mtl; /* multi-task: the tasks' shards, mixture source, weighting and per-task validation */
     lf_reporter *rep;
     int bad, skipped;
     float val_start, last_val;
@@ -324,6 +326,11 @@ static lf_status open_tokenizer(run *r, const char *resume_ck) {
 /* mean validation loss over up to eval_batches sequential batches from the start of the split */
 static lf_status evaluate(run *r, double *vl, int *stop) {
     const lf_train_config *c = r->c;
+    if (r->mtl) { /* every task's metrics, and the criterion early stopping and best/ follow */
+        lf_status st = lf_mtl_evaluate(r->mtl, r->m, r->rep, lf_trainer_step_count(r->tr), vl);
+        if (!st) st = lf_trainer_eval_hooks(r->tr, *vl, stop);
+        return st;
+    }
     size_t windows = (lf_shard_num_tokens(r->val) - 1) / (size_t)c->context;
     int B = c->batch_size, batches = c->eval_batches;
     if ((size_t)B * batches > windows) batches = (int)(windows / (size_t)B);
@@ -359,6 +366,13 @@ static void record_eval(run *r, int step, double vl) {
     lf_report_flush(r->rep);
 }
 
+static void say_eval(run *r, int step, double vl, const char *note) {
+    if (r->mtl) lf_report_say(r->rep, "step %d: multi-task criterion (%s) %.4f%s\n", step, r->c->early_stop_metric, (float)vl, note);
+    else lf_report_say(r->rep, "step %d: validation loss %.4f, perplexity %.2f%s\n", step, (float)vl, exp((float)vl), note);
+}
+
+static size_t train_tokens(run *r) { return r->mtl ? lf_mtl_train_tokens(r->mtl) : lf_shard_num_tokens(r->train); }
+
 static const char *reason_name(lf_stop_reason s) {
     static const char *n[] = {"done", "early_stopping", "time_limit", "interrupted", "non_finite"};
     return n[s];
@@ -386,9 +400,10 @@ static lf_status make_trainer(run *r, lf_hook **extra, int n_extra) {
      * its fused kernel, the others add to it) */
     if (!st && r->dist) st = lf_trainer_add_loss(r->tr, lf_distill_logit_term(r->dist, c->alpha));
     if (!st && r->cache) st = lf_trainer_add_loss(r->tr, lf_distill_cache_term(r->cache, c->alpha));
-    lf_loss_term *ce = st ? NULL : lf_loss_ce_new(c->label_smoothing);
+    if (!st && r->mtl) st = lf_mtl_attach_trainer(r->mtl, r->tr); /* its per-task loss replaces cross-entropy */
+    lf_loss_term *ce = st || r->mtl ? NULL : lf_loss_ce_new(c->label_smoothing);
     if (ce && (r->dist || r->cache)) ce->weight = 1.0f - c->alpha;
-    if (!st) st = lf_trainer_add_loss(r->tr, ce);
+    if (!st && !r->mtl) st = lf_trainer_add_loss(r->tr, ce);
     if (!st && r->dist && c->hidden_layers[0]) st = lf_trainer_add_loss(r->tr, lf_distill_hidden_term(r->dist, c->hidden_weight));
     if (!st) {
         r->es = lf_hook_early_stopping(c->patience, c->min_delta);
@@ -432,11 +447,16 @@ lf_status lf_train_with_hooks(const lf_train_config *c, const char *resume, vola
         st = lf_distill_cache_open(&r->cache, c->teacher_cache, lf_tokenizer_fingerprint(r->tok), lf_model_config(r->m)->vocab_size,
                                    c->context, c->temperature);
     uint64_t fp = r->tok ? lf_tokenizer_fingerprint(r->tok) : 0;
-    if (!st) {
+    if (!st && c->tasks[0]) { /* multi-task: the tasks' own shards and the mixture instead of data/ */
+        st = lf_mtl_open(&r->mtl, c, r->tok);
+        if (!st) st = lf_mtl_attach_model(r->mtl, r->m);
+        if (!st) r->src = lf_mtl_source(r->mtl);
+    }
+    if (!st && !r->mtl) {
         snprintf(p, sizeof p, "%s/train.bin", c->data);
         st = lf_shard_open(&r->train, p, fp);
     }
-    if (!st) {
+    if (!st && !r->mtl) {
         snprintf(p, sizeof p, "%s/val.bin", c->data);
         if (lf_path_exists(p)) st = lf_shard_open(&r->val, p, fp);
         if (!st && r->val && lf_shard_num_tokens(r->val) < (size_t)c->context + 1) { /* too small to evaluate */
@@ -444,9 +464,9 @@ lf_status lf_train_with_hooks(const lf_train_config *c, const char *resume, vola
             r->val = NULL;
         }
     }
-    if (!st) st = lf_shard_check_vocab(r->train, lf_model_config(r->m)->vocab_size);
+    if (!st && r->train) st = lf_shard_check_vocab(r->train, lf_model_config(r->m)->vocab_size);
     if (!st && r->val) st = lf_shard_check_vocab(r->val, lf_model_config(r->m)->vocab_size);
-    if (!st) {
+    if (!st && !r->mtl) {
         lf_loader *l;
         st = lf_loader_init(&l, r->train, c->batch_size, c->context, (uint64_t)c->seed, 0);
         if (!st && (st = lf_loader_source(&r->src, l, 1))) lf_loader_free(l);
@@ -498,14 +518,32 @@ lf_status lf_train_with_hooks(const lf_train_config *c, const char *resume, vola
         json_object_set_new(ev, "event", json_string(resume ? "resume" : "start"));
         json_object_set_new(ev, "step", json_integer(step));
         json_object_set_new(ev, "params", json_integer((json_int_t)res->params));
-        json_object_set_new(ev, "train_tokens", json_integer((json_int_t)lf_shard_num_tokens(r->train)));
+        json_object_set_new(ev, "train_tokens", json_integer((json_int_t)train_tokens(r)));
+        if (r->mtl) {
+            json_t *tk = json_array();
+            for (int t = 0; t < lf_mtl_num_tasks(r->mtl); t++) {
+                const lf_mtl_task_spec *sp = lf_mtl_task(r->mtl, t);
+                json_t *o = json_object();
+                json_object_set_new(o, "name", json_string(sp->name));
+                json_object_set_new(o, "rate", json_real(lf_mtl_rate(r->mtl, t)));
+                json_object_set_new(o, "weight", json_real(sp->weight));
+                json_array_append_new(tk, o);
+            }
+            json_object_set_new(ev, "tasks", tk);
+        }
         if (resume) json_object_set_new(ev, "checkpoint", json_string(ck));
         lf_report_event(r->rep, ev);
     }
     lf_report_say(r->rep, "%s %s: %.2fM parameters, %zu training tokens, batch %d x %d x %d, %d steps%s%s\n",
-                  resume ? "resuming" : "training", c->run_dir, res->params / 1e6, lf_shard_num_tokens(r->train),
+                  resume ? "resuming" : "training", c->run_dir, res->params / 1e6, train_tokens(r),
                   c->batch_size, c->context, c->grad_accum, c->max_steps, resume ? " from " : "", resume ? ck : "");
-    if (!resume && r->val) {
+    if (r->mtl)
+        for (int t = 0; t < lf_mtl_num_tasks(r->mtl); t++)
+            lf_report_say(r->rep, "  task %-12s %-10s rate %.3f  weight %g  (%s)\n", lf_mtl_task(r->mtl, t)->name,
+                          (const char *[]){"lm", "completion", "classify"}[lf_mtl_task(r->mtl, t)->kind], lf_mtl_rate(r->mtl, t),
+                          lf_mtl_task(r->mtl, t)->weight, c->task_weighting);
+    int has_val = r->val || r->mtl;
+    if (!resume && has_val) {
         double vl;
         int hstop;
         st = evaluate(r, &vl, &hstop); /* the starting point: it never counts as an improvement */
@@ -514,7 +552,7 @@ lf_status lf_train_with_hooks(const lf_train_config *c, const char *resume, vola
         es->best_step = 0;
         es->evals_since_best = 0;
         r->val_start = (float)vl;
-        lf_report_say(r->rep, "step %d: validation loss %.4f, perplexity %.2f\n", step, (float)vl, exp((float)vl));
+        say_eval(r, step, vl, "");
         record_eval(r, step, vl);
     }
     res->val_loss_start = r->val_start;
@@ -559,6 +597,7 @@ lf_status lf_train_with_hooks(const lf_train_config *c, const char *resume, vola
             json_object_set_new(ev, "grad_norm", json_real(s.grad_norm));
             json_object_set_new(ev, "tokens_per_s", json_real(tps));
             json_object_set_new(ev, "elapsed_s", json_real(r->elapsed_before + lf_now() - r->t_start));
+            if (r->mtl) lf_mtl_report_train(r->mtl, r->rep, step, ev);
             lf_report_event(r->rep, ev);
             lf_report_scalar(r->rep, "train/loss", step, s.loss);
             lf_report_scalar(r->rep, "train/lr", step, s.lr);
@@ -575,14 +614,13 @@ lf_status lf_train_with_hooks(const lf_train_config *c, const char *resume, vola
             reason = LF_STOP_EARLY;
             break;
         }
-        if (r->val && c->eval_every > 0 && step % c->eval_every == 0) {
+        if (has_val && c->eval_every > 0 && step % c->eval_every == 0) {
             double vl;
             st = evaluate(r, &vl, &hstop);
             if (st) break;
             last_eval_step = step;
             if (es->improved && (st = save_best(r))) break;
-            lf_report_say(r->rep, "step %d: validation loss %.4f, perplexity %.2f%s\n", step, (float)vl, exp((float)vl),
-                          es->improved ? " (best so far, saved to best/)" : "");
+            say_eval(r, step, vl, es->improved ? " (best so far, saved to best/)" : "");
             record_eval(r, step, vl);
             if (hstop && !(c->patience > 0 && es->evals_since_best >= c->patience)) {
                 reason = LF_STOP_EARLY; /* another hook (a tuner's pruner) stopped the run: it says why */
@@ -615,13 +653,13 @@ lf_status lf_train_with_hooks(const lf_train_config *c, const char *resume, vola
     /* a finished run gets a final evaluation; a paused or interrupted one does not, so that its
      * early-stopping state stays what an uninterrupted run would have */
     int finished = reason == LF_STOP_DONE || reason == LF_STOP_EARLY || reason == LF_STOP_NAN;
-    if (!st && r->val && last_eval_step != step && finished) {
+    if (!st && has_val && last_eval_step != step && finished) {
         double vl;
         int hstop;
         st = evaluate(r, &vl, &hstop);
         if (!st && es->improved) st = save_best(r);
         if (!st) {
-            lf_report_say(r->rep, "step %d: validation loss %.4f, perplexity %.2f\n", step, (float)vl, exp((float)vl));
+            say_eval(r, step, vl, "");
             record_eval(r, step, vl);
             res->val_loss_end = (float)vl;
         }
@@ -630,7 +668,7 @@ lf_status lf_train_with_hooks(const lf_train_config *c, const char *resume, vola
     }
     if (!st && last_ck_step != step) st = save_checkpoint(r, res->last_checkpoint, sizeof res->last_checkpoint);
     else if (!st) snprintf(res->last_checkpoint, sizeof res->last_checkpoint, "%s/checkpoints/step-%08d", c->run_dir, step);
-    if (!st && !r->val) st = save_best(r); /* without validation data the last weights are the best we know */
+    if (!st && !has_val) st = save_best(r); /* without validation data the last weights are the best we know */
     res->steps = step;
     res->skipped_steps = r->skipped;
     res->reason = reason;
@@ -644,6 +682,19 @@ lf_status lf_train_with_hooks(const lf_train_config *c, const char *resume, vola
         json_object_set_new(ev, "event", json_string("stop"));
         json_object_set_new(ev, "step", json_integer(step));
         json_object_set_new(ev, "reason", json_string(reason_name(reason)));
+        if (r->mtl) { /* the run summary: every task's metrics at its last evaluation */
+            json_t *tk = json_object();
+            for (int t = 0; t < lf_mtl_num_tasks(r->mtl); t++) {
+                const lf_mtl_metrics *mm = lf_mtl_last_metrics(r->mtl, t);
+                json_t *o = json_object();
+                if (isfinite(mm->loss)) json_object_set_new(o, "loss", json_real(mm->loss));
+                if (isfinite(mm->ppl)) json_object_set_new(o, "perplexity", json_real(mm->ppl));
+                if (isfinite(mm->accuracy)) json_object_set_new(o, "accuracy", json_real(mm->accuracy));
+                if (isfinite(mm->macro_f1)) json_object_set_new(o, "macro_f1", json_real(mm->macro_f1));
+                json_object_set_new(tk, lf_mtl_task(r->mtl, t)->name, o);
+            }
+            json_object_set_new(ev, "tasks", tk);
+        }
         json_object_set_new(ev, "checkpoint", json_string(res->last_checkpoint));
         lf_report_event(r->rep, ev);
     }
@@ -655,7 +706,8 @@ lf_status lf_train_with_hooks(const lf_train_config *c, const char *resume, vola
 out:
     lf_report_close(r->rep);
     lf_trainer_free(r->tr);
-    lf_batch_source_free(r->src);
+    if (!r->mtl) lf_batch_source_free(r->src); /* the mixture is the technique's */
+    lf_mtl_free(r->mtl);
     lf_shard_close(r->train);
     lf_shard_close(r->val);
     lf_lora_free(r->lora);

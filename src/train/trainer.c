@@ -25,6 +25,11 @@ struct lf_trainer {
     lf_batch batch;
     int step;
     size_t tokens_seen;
+    /* grad surgery: a sub-batch per group, the groups' gradients, the combined one */
+    lf_grad_surgery *surg;
+    lf_batch sub;
+    float *ggrads, *gout; // (n_groups, gn), (gn)
+    size_t gn;
 };
 
 lf_status lf_trainer_init(lf_trainer **out, lf_model *m, lf_batch_source *train, const lf_trainer_opts *o) {
@@ -55,6 +60,12 @@ void lf_trainer_free(lf_trainer *t) {
     for (int i = 0; i < t->nhooks; i++)
         if (t->hooks[i]->free) t->hooks[i]->free(t->hooks[i]);
     lf_batch_free(&t->batch);
+    if (t->surg) {
+        lf_batch_free(&t->sub);
+        if (t->surg->free) t->surg->free(t->surg);
+    }
+    free(t->ggrads);
+    free(t->gout);
     lf_optim_free(t->opt);
     free(t);
 }
@@ -81,6 +92,101 @@ lf_status lf_trainer_add_hook(lf_trainer *t, lf_hook *h) {
     return LF_OK;
 }
 
+lf_status lf_trainer_set_grad_surgery(lf_trainer *t, lf_grad_surgery *s) {
+    if (!s) return LF_ERR_NOMEM;
+    if (t->surg || s->n_groups < 1 || s->n_groups > 64 || !s->combine) {
+        if (s->free) s->free(s);
+        lf_set_error("trainer: %s", t->surg ? "a grad surgery is already set" : "a grad surgery needs n_groups in 1..64 and combine");
+        return LF_ERR_ARG;
+    }
+    lf_status st = lf_batch_alloc(&t->sub, t->o.B, t->o.T);
+    if (st) {
+        if (s->free) s->free(s);
+        return st;
+    }
+    t->surg = s;
+    return LF_OK;
+}
+
+/* the trainable tensors' gradients as one vector: add into dst (dir 0) or write from src (dir 1) */
+static void flat_grads(lf_model *m, float *v, int dir) {
+    size_t o = 0;
+    for (int i = 0; i < lf_model_num_params(m); i++) {
+        lf_param *p = lf_model_param(m, i);
+        if (!(p->flags & LF_PARAM_TRAINABLE) || !p->grad) continue;
+        if (dir == 0)
+            for (size_t k = 0; k < p->numel; k++) v[o + k] += p->grad[k];
+        else
+            memcpy(p->grad, v + o, p->numel * sizeof(float));
+        o += p->numel;
+    }
+}
+
+static lf_status surgery_buffers(lf_trainer *t) {
+    lf_status st = lf_model_alloc_grads(t->m);
+    if (st) return st;
+    size_t n = 0;
+    for (int i = 0; i < lf_model_num_params(t->m); i++) {
+        lf_param *p = lf_model_param(t->m, i);
+        if ((p->flags & LF_PARAM_TRAINABLE) && p->grad) n += p->numel;
+    }
+    if (n != t->gn || !t->ggrads) { /* the trainable set may change between steps (unfreezing) */
+        free(t->ggrads);
+        free(t->gout);
+        t->gn = n;
+        t->ggrads = malloc((size_t)t->surg->n_groups * (n ? n : 1) * sizeof(float));
+        t->gout = malloc((n ? n : 1) * sizeof(float));
+        if (!t->ggrads || !t->gout) {
+            lf_set_error("trainer: no memory for %d gradient copies of %zu floats (grad surgery)", t->surg->n_groups + 1, n);
+            return LF_ERR_NOMEM;
+        }
+    }
+    memset(t->ggrads, 0, (size_t)t->surg->n_groups * n * sizeof(float));
+    return LF_OK;
+}
+
+/* one micro-batch split into its groups: a forward and backward each, gradients into ggrads */
+static lf_status surgery_micro(lf_trainer *t, int a, float scale, double *total) {
+    lf_batch *b = &t->batch, *s = &t->sub;
+    int G = t->surg->n_groups;
+    *total = 0.0;
+    for (int r = 0; r < b->B; r++)
+        if (!b->task || b->task[r] < 0 || b->task[r] >= G) {
+            lf_set_error("trainer: grad surgery over %d tasks, but batch row %d has task id %d", G, r, b->task ? b->task[r] : -1);
+            return LF_ERR_ARG;
+        }
+    for (int g = 0; g < G; g++) {
+        int n = 0;
+        for (int r = 0; r < b->B; r++) {
+            if (b->task[r] != g) continue;
+            memcpy(s->inputs + (size_t)n * b->T, b->inputs + (size_t)r * b->T, (size_t)b->T * sizeof(int32_t));
+            memcpy(s->targets + (size_t)n * b->T, b->targets + (size_t)r * b->T, (size_t)b->T * sizeof(int32_t));
+            s->row_weight[n] = b->row_weight ? b->row_weight[r] : 1.0f;
+            s->task[n] = g;
+            n++;
+        }
+        if (!n) continue;
+        s->B = n;
+        s->T = b->T;
+        double tot = 0.0;
+        lf_model_zero_grad(t->m);
+        lf_model_set_training(t->m, 1, lf_hash64(t->o.ctx.seed, (uint64_t)t->step, (uint64_t)a * 65536u + (uint64_t)g));
+        lf_status st = lf_loss_forward(t->m, t->terms, t->nterms, s, NULL, &tot);
+        if (!st) st = lf_loss_backward(t->m, t->terms, t->nterms, s, scale);
+        if (st) return st;
+        flat_grads(t->m, t->ggrads + (size_t)g * t->gn, 0);
+        *total += tot;
+    }
+    return LF_OK;
+}
+
+lf_status lf_trainer_eval_hooks(lf_trainer *t, double value, int *stop) {
+    if (stop) *stop = 0;
+    for (int i = 0; i < t->nhooks; i++)
+        if (t->hooks[i]->after_eval && t->hooks[i]->after_eval(t->hooks[i], t, t->step, value) == LF_HOOK_STOP && stop) *stop = 1;
+    return LF_OK;
+}
+
 int lf_trainer_step_count(const lf_trainer *t) { return t->step; }
 lf_model *lf_trainer_model(lf_trainer *t) { return t->m; }
 lf_optim *lf_trainer_optim(lf_trainer *t) { return t->opt; }
@@ -99,17 +205,28 @@ lf_status lf_trainer_step(lf_trainer *t, lf_step_info *info, int *stop) {
     int finite = 1;
     lf_status st = LF_OK;
     lf_model_zero_grad(t->m);
+    if (t->surg) st = surgery_buffers(t);
     for (int a = 0; a < accum && !st; a++) {
         double total = 0.0;
         st = t->src->next(t->src, &t->batch);
-        lf_model_set_training(t->m, 1, lf_hash64(t->o.ctx.seed, (uint64_t)t->step, (uint64_t)a));
-        if (!st) st = lf_loss_forward(t->m, t->terms, t->nterms, &t->batch, NULL, &total);
-        if (!st) st = lf_loss_backward(t->m, t->terms, t->nterms, &t->batch, 1.0f / accum);
+        if (!st && t->surg) st = surgery_micro(t, a, 1.0f / accum, &total);
+        else if (!st) {
+            lf_model_set_training(t->m, 1, lf_hash64(t->o.ctx.seed, (uint64_t)t->step, (uint64_t)a));
+            st = lf_loss_forward(t->m, t->terms, t->nterms, &t->batch, NULL, &total);
+            if (!st) st = lf_loss_backward(t->m, t->terms, t->nterms, &t->batch, 1.0f / accum);
+        }
         float l = (float)total;
         finite &= isfinite(l);
         loss += l / accum;
     }
     if (st) return st;
+    if (t->surg) { /* the groups' gradients combined into the one the optimizer sees */
+        float *gp[64];
+        int G = t->surg->n_groups < 64 ? t->surg->n_groups : 64;
+        for (int g = 0; g < G; g++) gp[g] = t->ggrads + (size_t)g * t->gn;
+        t->surg->combine(t->surg, gp, G, t->gn, t->gout, t->step);
+        flat_grads(t->m, t->gout, 1);
+    }
     if (finite && lf_optim_step(t->opt, lr, &norm) != LF_OK) finite = 0; /* non-finite gradient */
     t->step++;
     size_t tokens = (size_t)t->o.B * t->o.T * accum;
