@@ -294,8 +294,9 @@ static int check_required(const recipe *r, const stage *st) {
     for (const opt_def *o = st->k->opts; o->key; o++)
         if (o->required && !json_object_get(st->settings, o->key))
             return bad(r, st->name, "%s stages need '%s'", st->k->kind, o->key);
-    if (!strcmp(st->k->kind, "train") && !json_object_get(st->settings, "data") && !json_object_get(st->settings, "config"))
-        return bad(r, st->name, "train stages need '%s'%s", "data", "");
+    if (!strcmp(st->k->kind, "train") && !json_object_get(st->settings, "data") && !json_object_get(st->settings, "tasks") &&
+        !json_object_get(st->settings, "config"))
+        return bad(r, st->name, "train stages need '%s'%s", "data", " (or 'tasks', or 'config')");
     if (!strcmp(st->k->kind, "distill") && !json_object_get(st->settings, "teacher") &&
         !json_object_get(st->settings, "teacher_cache"))
         return bad(r, st->name, "distill stages need 'teacher' (or 'teacher_cache')%s", "", "");
