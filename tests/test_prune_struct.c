@@ -133,6 +133,13 @@ static void test_exact(lf_arch arch, int qheads, lf_importance imp) {
               sc->head_dim == c->head_dim,
           "%s: shrunk config %d layers, d_ff %d, head_dim %d, %zu of %zu parameters", what, sc->n_layer, sc->d_ff, sc->head_dim,
           lf_model_num_scalars(small), lf_model_num_scalars(m));
+    /* incremental decoding of the smaller shapes (n_head·head_dim != d_model) agrees with the forward */
+    float *dl = tu_alloc((size_t)c->vocab_size);
+    LF_ASSERT(lf_model_cache_init(small, 0) == LF_OK);
+    for (int t = 0; t < 12; t++) LF_ASSERT(lf_model_decode(small, ids + t, 1, dl) == LF_OK);
+    double ed = tu_rel_err(dl, got + (size_t)11 * c->vocab_size, (size_t)c->vocab_size);
+    CHECK(ed < 1e-5, "%s: decoding the shrunk model differs from its forward by rel %.3g", what, ed);
+    free(dl);
     printf("  %s: %d->%d layers, %d->%d heads, d_ff %d->%d, logits rel err %.2g\n", what, c->n_layer, sc->n_layer, c->n_head,
            sc->n_head, c->d_ff, sc->d_ff, e);
     /* the written config reloads to the same model */
