@@ -326,7 +326,8 @@ static void test_refused(void) {
     CHECK(lf_sprune_plan_make(g2, &s2, 1, 0, 0, 0, &p) == LF_ERR_ARG && strstr(lf_last_error(), "GPT-2"),
           "GPT-2 head removal must be refused with a reason: %s", lf_last_error());
     CHECK(lf_sprune_plan_make(g2, &s, 0, 0, 1, 0, &p) == LF_ERR_ARG, "scores of another model must be refused");
-    CHECK(lf_sprune_score(m, LF_IMPORTANCE_TAYLOR, NULL, 0, 6, 2, NULL, &s2) == LF_ERR_ARG, "scoring without calibration must be refused");
+    lf_sprune_scores s3;
+    CHECK(lf_sprune_score(m, LF_IMPORTANCE_TAYLOR, NULL, 0, 6, 2, NULL, &s3) == LF_ERR_ARG, "scoring without calibration must be refused");
     lf_importance imp;
     CHECK(lf_importance_parse("fisher", &imp) == LF_ERR_ARG && strstr(lf_last_error(), "taylor"), "unknown importance: %s",
           lf_last_error());
