@@ -31,7 +31,9 @@ for model in OrderedDict.fromkeys(k[0] for k in rows):
     dp, dppl = dense[-1]["params"], dense[-1]["ppl"]
     dft = [r["ppl"] for k, r in sel.items() if k[1] == "dense" and k[3] == "after"]
     print(f"\n{model}:\n")
-    print("| model | removed: heads / KV heads / neurons | parameters | PPL pruned | PPL after fine-tune | × dense fine-tuned |")
+    # the ratio is to the better dense model: the original or the same fine-tune applied to it
+    best = min([dppl] + ([statistics.mean(dft)] if dft else []))
+    print("| model | removed: heads / KV heads / neurons | parameters | PPL pruned | PPL after fine-tune | × best dense |")
     print("|---|---|---|---|---|---|")
     print(f"| dense | – | {dp:,} (100 %) | {dppl:.2f} | {ms(dft)} | 1.00× |")
     combos = OrderedDict.fromkeys((k[1], k[2]) for k in sel if k[1] != "dense" and k[3] in ("before", "after"))
@@ -43,7 +45,7 @@ for model in OrderedDict.fromkeys(k[0] for k in rows):
         b = b[-1]
         rm = b.get("removed") or {}
         frac = f"{rm.get('heads', 0):.0%} / {rm.get('kv_heads', 0):.0%} / {rm.get('neurons', 0):.0%}"
-        ratio = f"{statistics.mean(a) / statistics.mean(dft):.2f}×" if a and dft else "–"
+        ratio = f"{statistics.mean(a) / best:.2f}×" if a else "–"
         print(f"| {setting} {imp} | {frac} | {b['params']:,} ({b['params'] / dp:.0%}) | {b['ppl']:.2f} | {ms(a)} | {ratio} |")
     speed = [r for k, r in sel.items() if k[3] == "speed"]
     if speed:
