@@ -88,4 +88,66 @@ float lf_prune_schedule_sparsity(const lf_prune_schedule *s, int64_t step);
 /* The step hook (the trainer owns it once added); taps are attached for Wanda. */
 lf_status lf_hook_prune_schedule(lf_hook **out, lf_model *m, const lf_prune_schedule *s);
 
+/* ---- structured pruning with a physical shrink (LLM-Pruner / Sheared-LLaMA style)
+ * Whole structures leave the model, and the result is a smaller ordinary config, so the speedup
+ * needs no sparse kernels:
+ *   - KV groups: a key/value head with the query heads that read it (MHA: one head each);
+ *   - query heads inside every kept group (GQA: the same number in every group, since the config
+ *     says n_head = n_kv_head · heads-per-group); Llama only (GPT-2 configs cannot say head_dim);
+ *   - MLP neurons: a row of gate/up (GPT-2 c_fc and its bias) and the column of down (c_proj);
+ *   - whole layers.
+ * The same count of each structure goes in every layer (only the ranking is per layer), so every
+ * layer keeps one shape. Importance (higher = kept):
+ *   - taylor: first order, Σ |w · ∂L/∂w| over the structure's weights (LLM-Pruner's element-wise
+ *     first-order term), ∂L/∂w of the mean next-token loss over the calibration sequences;
+ *   - act: activation norms seen by the tap, weighted by the weights that carry them on
+ *     (Wanda's |W_ij|·‖X_j‖ summed over the structure's columns of o_proj / down_proj, the
+ *     structured form FLAP and Wanda-sp use); layers by block influence, mean 1 - cos(h_in, h_out)
+ *     of the residual stream over the block (ShortGPT). */
+typedef enum { LF_IMPORTANCE_TAYLOR = 0, LF_IMPORTANCE_ACT } lf_importance;
+/* "taylor", "act" -> importance; LF_ERR_ARG naming the accepted names otherwise */
+lf_status lf_importance_parse(const char *s, lf_importance *out);
+const char *lf_importance_name(lf_importance i);
+
+/* Scores of every structure of the (unshrunk) model; all arrays owned, freed by _free. */
+typedef struct {
+    int n_layer, n_head, n_kv_head, d_ff;
+    double *group;  /* (n_layer, n_kv_head) KV groups */
+    double *head;   /* (n_layer, n_head) query heads (their q rows and o_proj columns) */
+    double *neuron; /* (n_layer, d_ff) */
+    double *layer;  /* (n_layer) */
+} lf_sprune_scores;
+void lf_sprune_scores_free(lf_sprune_scores *s);
+
+/* Score m on calib (K,T) token ids, batch rows per forward (taylor: forward + backward each; the
+ * gradients are summed over batches and scaled to the mean loss). Parameter gradients are left
+ * zeroed and the model in evaluation mode. rep (may be NULL) shows progress. */
+lf_status lf_sprune_score(lf_model *m, lf_importance imp, const int32_t *calib, int K, int T, int batch, lf_reporter *rep,
+                          lf_sprune_scores *out);
+
+/* What stays: source indices, ascending within each list. */
+typedef struct {
+    int n_layer;     /* layers kept */
+    int *layers;     /* (n_layer) source layer of each kept layer */
+    int n_kv_head;   /* KV groups kept per layer */
+    int n_head;      /* query heads kept per layer: n_kv_head · heads kept per group */
+    int *heads;      /* (n_layer, n_head) source query heads, group by group (head i reads kv i / (n_head/n_kv_head)) */
+    int *kv_heads;   /* (n_layer, n_kv_head) source KV heads */
+    int d_ff;
+    int *neurons;    /* (n_layer, d_ff) source neurons */
+} lf_sprune_plan;
+void lf_sprune_plan_free(lf_sprune_plan *p);
+
+/* The plan that drops, in every layer, the remove_groups lowest KV groups, then in every kept group
+ * the remove_qheads lowest query heads, the remove_neurons lowest neurons, and the remove_layers
+ * lowest layers overall. LF_ERR_ARG when nothing of a kind would be left, or heads inside groups
+ * are asked of GPT-2. */
+lf_status lf_sprune_plan_make(const lf_model *m, const lf_sprune_scores *s, int remove_groups, int remove_qheads,
+                              int remove_neurons, int remove_layers, lf_sprune_plan *out);
+
+/* The smaller model: a new config (n_layer, n_head, n_kv_head, d_ff from the plan; head_dim and
+ * d_model unchanged) with the kept rows and columns copied from m. m must hold float32 weights and
+ * no adapters; masks are dropped (the kept values, zeros included, are copied). */
+lf_status lf_sprune_shrink(lf_model *m, const lf_sprune_plan *p, lf_model **out);
+
 #endif

@@ -9,6 +9,7 @@
 #include "lmforge/tokenizer.h"
 
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -166,10 +167,130 @@ static int copy_tokenizer(const char *model, const char *out) {
     return 0;
 }
 
+/* ---- --structured: scores, a plan, the smaller model and structure.json */
+
+typedef struct {
+    const char *model, *calib, *importance;
+    const lf_config *before;
+    size_t params_before, params_after;
+    const lf_sprune_plan *plan;
+    int remove_groups, remove_qheads, remove_neurons, remove_layers, K, T, batch;
+    double seconds_score, seconds;
+} struct_report;
+
+static json_t *int_list(const int *v, int n) {
+    json_t *a = json_array();
+    for (int i = 0; i < n; i++) json_array_append_new(a, json_integer(v[i]));
+    return a;
+}
+
+/* the indices in 0..n that a sorted keep list (k) leaves out */
+static json_t *removed_list(const int *keep, int k, int n) {
+    json_t *a = json_array();
+    for (int i = 0, j = 0; i < n; i++) {
+        if (j < k && keep[j] == i) j++;
+        else json_array_append_new(a, json_integer(i));
+    }
+    return a;
+}
+
+static lf_status write_struct_report(FILE *f, const char *path, const void *ctx) {
+    const struct_report *r = ctx;
+    const lf_config *c = r->before;
+    const lf_sprune_plan *p = r->plan;
+    int G = c->n_head / c->n_kv_head;
+    json_t *layers = json_array();
+    for (int i = 0; i < p->n_layer; i++) {
+        int l = p->layers[i];
+        json_t *e = json_pack("{s:i, s:o, s:o, s:o}", "source_layer", l, "kv_heads_kept", int_list(p->kv_heads + (size_t)i * p->n_kv_head, p->n_kv_head),
+                              "heads_kept", int_list(p->heads + (size_t)i * p->n_head, p->n_head), "neurons_removed",
+                              removed_list(p->neurons + (size_t)i * p->d_ff, p->d_ff, c->d_ff));
+        json_array_append_new(layers, e);
+    }
+    json_t *j = json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:{s:i, s:i, s:i, s:i}, s:{s:f, s:f, s:f, s:f}, s:{s:i, s:i, s:i, s:i}, "
+                          "s:{s:i, s:i, s:i, s:i}, s:I, s:I, s:f, s:o, s:o, s:f, s:f}",
+                          "model", r->model, "importance", r->importance, "calib", r->calib, "calib_samples", r->K, "calib_seq",
+                          r->T, "batch", r->batch, "removed", "kv_groups_per_layer", r->remove_groups, "heads_per_group",
+                          r->remove_qheads, "neurons_per_layer", r->remove_neurons, "layers", r->remove_layers, "removed_fraction",
+                          "heads", 1.0 - (double)p->n_head / c->n_head, "kv_heads", 1.0 - (double)p->n_kv_head / c->n_kv_head,
+                          "neurons", 1.0 - (double)p->d_ff / c->d_ff, "layers", 1.0 - (double)p->n_layer / c->n_layer, "before",
+                          "n_layer", c->n_layer, "n_head", c->n_head, "n_kv_head", c->n_kv_head, "d_ff", c->d_ff, "after", "n_layer",
+                          p->n_layer, "n_head", p->n_head, "n_kv_head", p->n_kv_head, "d_ff", p->d_ff, "params_before",
+                          (json_int_t)r->params_before, "params_after", (json_int_t)r->params_after, "params_fraction",
+                          (double)r->params_after / (double)r->params_before, "layers_removed",
+                          removed_list(p->layers, p->n_layer, c->n_layer), "layers_kept", layers, "seconds_score", r->seconds_score,
+                          "seconds", r->seconds);
+    (void)G;
+    char *s = j ? json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
+    json_decref(j);
+    if (!s) {
+        lf_set_error("%s: out of memory", path);
+        return LF_ERR_NOMEM;
+    }
+    lf_status st = lf_write_all(f, s, strlen(s), path);
+    if (!st) st = lf_write_all(f, "\n", 1, path);
+    free(s);
+    return st;
+}
+
+/* a fraction of n as a count: rounded to the nearest (halves up) */
+static int frac_count(float f, int n) {
+    return (int)floor((double)f * n + 0.5);
+}
+
+static int prune_structured(lf_model *m, const char *model, const char *out, const char *calib, const char *imps, const int32_t *w,
+                            int K, int T, int batch, float heads, float qheads, float neurons, int layers, lf_reporter *rep,
+                            int quiet) {
+    lf_importance imp;
+    if (lf_importance_parse(imps, &imp)) {
+        fprintf(stderr, "lmforge prune: --importance: %s\n", lf_last_error());
+        return 2;
+    }
+    const lf_config *c = lf_model_config(m);
+    lf_config before = *c;
+    int rg = frac_count(heads, c->n_kv_head), rq = frac_count(qheads, c->n_head / c->n_kv_head), rn = frac_count(neurons, c->d_ff);
+    if ((heads > 0 && rg == 0) || (qheads > 0 && rq == 0)) {
+        fprintf(stderr, "lmforge prune: %s of %d %s rounds to none: a larger fraction removes at least one\n",
+                heads > 0 && rg == 0 ? "--heads" : "--query-heads", heads > 0 && rg == 0 ? c->n_kv_head : c->n_head / c->n_kv_head,
+                heads > 0 && rg == 0 ? "KV groups" : "query heads per group");
+        return 2;
+    }
+    double t0 = lf_now();
+    lf_sprune_scores sc;
+    lf_sprune_plan plan;
+    lf_model *small = NULL;
+    if (lf_sprune_score(m, imp, w, K, T, batch, rep, &sc)) return cli_fail("prune");
+    double ts = lf_now() - t0;
+    lf_status st = lf_sprune_plan_make(m, &sc, rg, rq, rn, layers, &plan);
+    lf_sprune_scores_free(&sc);
+    if (st) return cli_fail("prune");
+    int rc = 0;
+    if (lf_sprune_shrink(m, &plan, &small) || lf_hf_save(small, out)) rc = cli_fail("prune");
+    if (!rc) rc = copy_tokenizer(model, out);
+    if (!rc) {
+        struct_report r = {model, calib, imps, &before, lf_model_num_scalars(m), lf_model_num_scalars(small), &plan, rg, rq, rn,
+                           layers, K, T, batch, ts, lf_now() - t0};
+        char rp[4200];
+        snprintf(rp, sizeof rp, "%s/structure.json", out);
+        if (lf_write_atomic_with(rp, write_struct_report, &r)) rc = cli_fail("prune");
+        if (!rc && !quiet)
+            printf("%s: %s structured: %d→%d layers, %d→%d heads (%d→%d KV), d_ff %d→%d; %zu → %zu parameters (%.1f%%) in %.2f s "
+                   "(scoring %.2f s)\n",
+                   out, imps, before.n_layer, plan.n_layer, before.n_head, plan.n_head, before.n_kv_head, plan.n_kv_head, before.d_ff,
+                   plan.d_ff, r.params_before, r.params_after, 100.0 * r.params_after / r.params_before, r.seconds, ts);
+    }
+    lf_model_free(small);
+    lf_sprune_plan_free(&plan);
+    return rc;
+}
+
 int cmd_prune(int argc, char **argv) {
     const char *model = NULL, *out = NULL, *method = NULL, *calib = NULL, *pattern = NULL, *tokp = NULL, *save_calib = NULL;
     float sparsity = -1.0f, damp = 0.01f;
-    int K = 64, T = 256, bs = 128, global = 0, dense_stats = 0, head = 0, quiet = 0, seed = 0;
+    int K = -1, T = 256, bs = 128, global = 0, dense_stats = 0, head = 0, quiet = 0, seed = 0;
+    int structured = 0, layers = 0, batch = 4;
+    float heads = 0, qheads = 0, neurons = 0;
+    const char *importance = "taylor";
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int has = i + 1 < argc, bad = 0;
@@ -185,6 +306,13 @@ int cmd_prune(int argc, char **argv) {
         else if (!strcmp(a, "--calib-seq") && has) bad = cli_parse_int(argv[++i], &T);
         else if (!strcmp(a, "--blocksize") && has) bad = cli_parse_int(argv[++i], &bs);
         else if (!strcmp(a, "--seed") && has) bad = cli_parse_int(argv[++i], &seed);
+        else if (!strcmp(a, "--importance") && has) importance = argv[++i];
+        else if (!strcmp(a, "--heads") && has) bad = cli_parse_float(argv[++i], &heads);
+        else if (!strcmp(a, "--query-heads") && has) bad = cli_parse_float(argv[++i], &qheads);
+        else if (!strcmp(a, "--neurons") && has) bad = cli_parse_float(argv[++i], &neurons);
+        else if (!strcmp(a, "--layers") && has) bad = cli_parse_int(argv[++i], &layers);
+        else if (!strcmp(a, "--batch") && has) bad = cli_parse_int(argv[++i], &batch);
+        else if (!strcmp(a, "--structured")) structured = 1;
         else if (!strcmp(a, "--global")) global = 1;
         else if (!strcmp(a, "--dense-stats")) dense_stats = 1;
         else if (!strcmp(a, "--include-head")) head = 1;
@@ -197,7 +325,58 @@ int cmd_prune(int argc, char **argv) {
             return 2;
         }
     }
-    if (!model || !out || !method) goto usage;
+    if (!model || !out || (!method && !structured)) goto usage;
+    if (K == -1) K = structured ? 32 : 64;
+    if (structured) {
+        if (method || pattern || sparsity >= 0) {
+            fprintf(stderr, "lmforge prune: --structured removes whole heads, neurons and layers: --method, --sparsity and "
+                            "--pattern are for unstructured pruning\n");
+            return 2;
+        }
+        if (!(heads >= 0 && heads < 1 && qheads >= 0 && qheads < 1 && neurons >= 0 && neurons < 1) || layers < 0 || batch < 1 ||
+            K < 1 || T < 2) {
+            fprintf(stderr, "lmforge prune: --heads, --query-heads and --neurons need fractions in 0..1 (0.25 removes a quarter), "
+                            "--layers a count >= 0, --batch and --calib-samples >= 1, --calib-seq >= 2\n");
+            return 2;
+        }
+        if (heads == 0 && qheads == 0 && neurons == 0 && layers == 0) {
+            fprintf(stderr, "lmforge prune: --structured needs something to remove: --heads F, --query-heads F, --neurons F or "
+                            "--layers N\n");
+            return 2;
+        }
+        if (!calib) {
+            fprintf(stderr, "lmforge prune: --structured scores on calibration text: --calib DATA (a token shard .bin or a text "
+                            "file)\n");
+            return 2;
+        }
+        if (!lf_path_exists(model)) {
+            fprintf(stderr, "lmforge prune: %s: no such model (a Hugging Face folder, a .gguf file or a llama2.c .bin)\n", model);
+            return 1;
+        }
+        lf_reporter *rep = NULL;
+        lf_report_opts ro = {0};
+        ro.quiet = quiet;
+        lf_report_open(&rep, &ro);
+        lf_model *m;
+        if (lf_model_load(&m, model)) {
+            lf_report_close(rep);
+            return cli_fail("prune");
+        }
+        int rc = 0;
+        int32_t *w = NULL;
+        if (T > lf_model_config(m)->max_seq) {
+            fprintf(stderr, "lmforge prune: --calib-seq %d exceeds the model's context length %d\n", T, lf_model_config(m)->max_seq);
+            rc = 2;
+        } else if (!(w = calib_windows(calib, model, tokp, K, T, (uint64_t)seed, lf_model_config(m)->vocab_size))) {
+            rc = 1;
+        } else {
+            rc = prune_structured(m, model, out, calib, importance, w, K, T, batch, heads, qheads, neurons, layers, rep, quiet);
+        }
+        free(w);
+        lf_model_free(m);
+        lf_report_close(rep);
+        return rc;
+    }
     lf_prune_opts o;
     lf_prune_method meth;
     if (lf_prune_method_parse(method, &meth)) {
@@ -322,7 +501,21 @@ help:
            "  --dense-stats    calibrate every layer on the dense model (default: each linear is pruned as soon\n"
            "                   as its inputs are seen, so later ones see the pruned model)\n"
            "  --blocksize, --damp  sparsegpt column block (128) and dampening (0.01 of mean diag H)\n"
-           "  writes DIR: config.json, model.safetensors (zeros in place), tokenizer.json, sparsity.json\n");
+           "  writes DIR: config.json, model.safetensors (zeros in place), tokenizer.json, sparsity.json\n"
+           "\n"
+           "usage: lmforge prune MODEL --structured [--heads F] [--query-heads F] [--neurons F] [--layers N]\n"
+           "                            --calib DATA [--importance taylor|act] [--calib-samples K --calib-seq T --batch B] --out DIR\n"
+           "  removes whole structures, the same count in every layer, and writes a smaller ordinary model:\n"
+           "  --heads F        fraction of KV groups removed per layer (a KV head with its query heads; MHA: heads)\n"
+           "  --query-heads F  fraction of the query heads removed inside every kept group (Llama GQA)\n"
+           "  --neurons F      fraction of MLP neurons removed per layer (gate/up rows and down columns)\n"
+           "  --layers N       whole layers removed; counts are F x n rounded to the nearest\n"
+           "  --importance     taylor (default): sum of |w * dL/dw| over the structure, gradients from --calib\n"
+           "                   (K windows (32) of T tokens, B per forward/backward (4)); act: |W_ij|*||X_j|| over the\n"
+           "                   structure's o_proj/down_proj columns, layers by block influence 1 - cos(h_in, h_out)\n"
+           "  writes DIR: config.json (head_dim kept, fewer heads/neurons/layers), model.safetensors, tokenizer.json,\n"
+           "  structure.json (what was removed, parameters before/after); fine-tune it with train --init DIR or\n"
+           "  distill --teacher MODEL\n");
     return 0;
 usage:
     fprintf(stderr, "usage: lmforge prune MODEL --method magnitude|wanda|sparsegpt --sparsity S [--pattern N:M] --out DIR\n"
