@@ -1,33 +1,72 @@
-"""Summarises bench/run-distill: held-out perplexity mean ± sd over seeds per method (results.jsonl),
-the difference of each distilled student from the cross-entropy-only student in units of their
-seed sd, and the cost table (cost.jsonl: seconds per step, lmforge and PyTorch)."""
+"""Summarises bench/run-distill: held-out perplexity mean ± sd over seeds per method (results.jsonl;
+KJV and, prefixed news-, SmolLM2 on the news text), the difference of each distilled student from the
+cross-entropy-only student (and of the cache / on-policy rows from the live-teacher kl) as Welch's t,
+the classifier table (cls-: accuracy and macro-F1 mean ± sd with each run's bootstrap CI, the share of
+the teacher's accuracy kept), and the cost table (cost.jsonl: seconds per step, lmforge and PyTorch)."""
 import json, math, os, statistics, sys
 from collections import OrderedDict
 
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()] if os.path.exists(sys.argv[1]) else []
 groups = OrderedDict()
 for r in rows:
-    groups.setdefault(r["method"], []).append(r)
+    single = r["method"].endswith(("teacher", "-init"))  # measured once; a repeated invocation appends it again
+    if not (single and r["method"] in groups):
+        groups.setdefault(r["method"], []).append(r)
 
 
 def ms(v):
     return f"{v[0]:.2f}" if len(v) == 1 else f"{statistics.mean(v):.2f} ± {statistics.stdev(v):.2f}"
 
 
-teacher = groups.get("teacher", [{}])[0].get("params")
-base = [r["val_ppl"] for r in groups.get("ce", [])]
-print("| method | seeds | held-out perplexity | vs ce-only (Welch t) | parameters | steps |")
-print("|---|---|---|---|---|---|")
-for m, rs in groups.items():
-    v = [r["val_ppl"] for r in rs]
-    d = ""
-    if m not in ("ce", "teacher") and len(base) > 1 and len(v) > 1:
-        diff = statistics.mean(v) - statistics.mean(base)
-        se = math.sqrt(statistics.variance(v) / len(v) + statistics.variance(base) / len(base))
-        d = f"{diff:+.2f} (t = {diff / se:.1f})" if se > 0 else f"{diff:+.2f}"
-    p = rs[0].get("params")
-    share = f" ({100 * p / teacher:.0f} %)" if p and teacher else ""
-    print(f"| {m} | {len(rs) if m != 'teacher' else '–'} | {ms(v)} | {d} | {p:,}{share} | {rs[0].get('steps') or '–'} |")
+
+
+def welch(v, base):
+    if len(base) < 2 or len(v) < 2:
+        return ""
+    diff = statistics.mean(v) - statistics.mean(base)
+    se = math.sqrt(statistics.variance(v) / len(v) + statistics.variance(base) / len(base))
+    return f"{diff:+.2f} (t = {diff / se:.1f})" if se > 0 else f"{diff:+.2f}"
+
+
+def lm_table(prefix):
+    ms_ = [m for m in groups if m.startswith(prefix) and not m.startswith("cls-") and (prefix or not m.startswith("news-"))]
+    if not ms_:
+        return
+    teacher = groups.get(prefix + "teacher", [{}])[0].get("params")
+    base = [r["val_ppl"] for r in groups.get(prefix + "ce", [])]
+    live = [r["val_ppl"] for r in groups.get(prefix + "kl", [])]
+    extra = not prefix and any(m.startswith(("cache-", "onpolicy-")) for m in ms_)
+    print(("\n" if prefix else "") + "| method | seeds | held-out perplexity | vs ce-only (Welch t) |" + (" vs kl (Welch t) |" if extra else "")
+          + " parameters | steps |")
+    print("|---|---|---|---|" + ("---|" if extra else "") + "---|---|")
+    for m in ms_:
+        rs = groups[m]
+        v = [r["val_ppl"] for r in rs]
+        one = m.endswith(("teacher", "-init"))
+        d = "" if one or m == prefix + "ce" else welch(v, base)
+        dk = "" if not m.startswith(("cache-", "onpolicy-")) else welch(v, live)
+        p = rs[0].get("params")
+        share = f" ({100 * p / teacher:.0f} %)" if p and teacher else ""
+        print(f"| {m} | {'–' if one else len(rs)} | {ms(v)} | {d} |" + (f" {dk} |" if extra else "")
+              + f" {p:,}{share} | {rs[0].get('steps') or '–'} |")
+
+
+lm_table("")
+lm_table("news-")
+
+if "cls-teacher" in groups:
+    t = groups["cls-teacher"][0]
+    print("\n| classifier | seeds | test accuracy | macro-F1 | of the teacher's accuracy | 95 % bootstrap CI of accuracy per run | parameters |")
+    print("|---|---|---|---|---|---|---|")
+    for m in [m for m in groups if m.startswith("cls-")]:
+        rs = groups[m]
+        a = [r["accuracy"] for r in rs]
+        f = [r["macro_f1"] for r in rs]
+        ci = ", ".join(f"[{r['ci']['accuracy'][0]:.3f}, {r['ci']['accuracy'][1]:.3f}]" for r in rs if (r.get("ci") or {}).get("accuracy"))
+        fmt = lambda v: f"{v[0]:.3f}" if len(v) == 1 else f"{statistics.mean(v):.3f} ± {statistics.stdev(v):.3f}"
+        kept = f"{100 * statistics.mean(a) / t['accuracy']:.1f} %"
+        print(f"| {m} | {'–' if m == 'cls-teacher' else len(rs)} | {fmt(a)} | {fmt(f)} | {kept} | {ci} | "
+              f"{rs[0]['params']:,} ({100 * rs[0]['params'] / t['params']:.0f} %) |")
 
 if len(sys.argv) > 2 and os.path.exists(sys.argv[2]):
     cost = [json.loads(l) for l in open(sys.argv[2]) if l.strip()]
