@@ -5,7 +5,7 @@
  *
  * A stage's output is OUT/NAME (a folder, or a file in it: see kinds[]); later stages name it as
  * "${NAME}" or "${NAME}/sub/path". A stage is skipped when its content hash is the one recorded
- * after its last success: SHA-256 over the kind, the canonical settings, the lmforge version, the
+ * after its last success: SHA-256 over the kind, the canonical settings, the lmforge version and binary, the
  * completion ids of the stages it refers to and the contents of any other file or folder its
  * settings name. Records are OUT/.stages/NAME.json, written atomically after success, so a run
  * that was interrupted resumes at the first unfinished stage; a training stage interrupted with
@@ -108,13 +108,14 @@ typedef struct {
     stage *s;
     int n;
     json_t *root;
+    char exe[65]; /* SHA-256 of the running binary: new code reruns the stages it would compute differently */
 } recipe;
 
 static void usage(FILE *f) {
     fprintf(f,
             "usage: lmforge run RECIPE.json [--dry-run] [--quick] [--out DIR] [--force STAGE]\n\n"
             "Runs the recipe's stages in order, each as its lmforge subcommand, into DIR (default runs/<recipe\n"
-            "name>, runs/<name>-quick with --quick). A stage whose kind, settings, inputs and lmforge version\n"
+            "name>, runs/<name>-quick with --quick). A stage whose kind, settings, inputs and lmforge binary\n"
             "are unchanged since its last success is skipped (OUT/.stages/NAME.json), so running the same\n"
             "command again after an interruption resumes; an interrupted training stage continues from its\n"
             "checkpoint. RECIPE may also be the name of a file in recipes/ (e.g. 'default').\n\n"
@@ -495,7 +496,7 @@ static void stage_hash(const recipe *r, stage *st) {
     lf_sha256 h;
     lf_sha256_init(&h);
     char *canon = json_dumps(st->settings, JSON_COMPACT | JSON_SORT_KEYS);
-    const char *parts[] = {"lmforge run stage 1\n", LMFORGE_VERSION, "\n", st->k->kind, "\n", canon, "\n"};
+    const char *parts[] = {"lmforge run stage 1\n", LMFORGE_VERSION, "\n", r->exe, "\n", st->k->kind, "\n", canon, "\n"};
     for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) lf_sha256_update(&h, parts[i], strlen(parts[i]));
     free(canon);
     for (int i = 0; i < st->ndeps; i++) {
@@ -872,6 +873,14 @@ int cmd_run(int argc, char **argv) {
         goto out;
     }
     r.out = out;
+    {
+        lf_sha256 h;
+        uint8_t dg[32];
+        lf_sha256_init(&h);
+        hash_path(&h, "/proc/self/exe", 0);
+        lf_sha256_final(&h, dg);
+        for (int i = 0; i < 32; i++) snprintf(r.exe + 2 * i, 3, "%02x", dg[i]);
+    }
     for (int i = 0; i < r.n; i++) {
         plan_stage(&r, i, force);
         nrun += r.s[i].run;
