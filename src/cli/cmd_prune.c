@@ -95,6 +95,20 @@ typedef struct {
     int include_head;
 } report_ctx;
 
+/* a report object as indented JSON and a newline into the atomic writer's file (takes j, may be NULL) */
+static lf_status write_json(FILE *f, const char *path, json_t *j) {
+    char *s = j ? json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
+    json_decref(j);
+    if (!s) {
+        lf_set_error("%s: out of memory", path);
+        return LF_ERR_NOMEM;
+    }
+    lf_status st = lf_write_all(f, s, strlen(s), path);
+    if (!st) st = lf_write_all(f, "\n", 1, path);
+    free(s);
+    return st;
+}
+
 static lf_status write_report(FILE *f, const char *path, const void *ctx) {
     const report_ctx *r = ctx;
     json_t *j = json_deep_copy(r->meta), *tensors = json_object();
@@ -122,16 +136,7 @@ static lf_status write_report(FILE *f, const char *path, const void *ctx) {
     json_object_set_new(j, "params", json_integer((json_int_t)np));
     json_object_set_new(j, "params_nonzero", json_integer((json_int_t)(np - all_zero)));
     json_object_set_new(j, "tensors", tensors);
-    char *s = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
-    json_decref(j);
-    if (!s) {
-        lf_set_error("%s: out of memory", path);
-        return LF_ERR_NOMEM;
-    }
-    lf_status st = lf_write_all(f, s, strlen(s), path);
-    if (!st) st = lf_write_all(f, "\n", 1, path);
-    free(s);
-    return st;
+    return write_json(f, path, j);
 }
 
 /* the tokenizer beside the weights: a folder's tokenizer files copied as they are, a GGUF's
@@ -198,7 +203,6 @@ static lf_status write_struct_report(FILE *f, const char *path, const void *ctx)
     const struct_report *r = ctx;
     const lf_config *c = r->before;
     const lf_sprune_plan *p = r->plan;
-    int G = c->n_head / c->n_kv_head;
     json_t *layers = json_array();
     for (int i = 0; i < p->n_layer; i++) {
         int l = p->layers[i];
@@ -220,17 +224,7 @@ static lf_status write_struct_report(FILE *f, const char *path, const void *ctx)
                           (double)r->params_after / (double)r->params_before, "layers_removed",
                           removed_list(p->layers, p->n_layer, c->n_layer), "layers_kept", layers, "seconds_score", r->seconds_score,
                           "seconds", r->seconds);
-    (void)G;
-    char *s = j ? json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
-    json_decref(j);
-    if (!s) {
-        lf_set_error("%s: out of memory", path);
-        return LF_ERR_NOMEM;
-    }
-    lf_status st = lf_write_all(f, s, strlen(s), path);
-    if (!st) st = lf_write_all(f, "\n", 1, path);
-    free(s);
-    return st;
+    return write_json(f, path, j);
 }
 
 /* a fraction of n as a count: rounded to the nearest (halves up) */
