@@ -54,6 +54,25 @@ check '[ $rc -ne 0 ] && grep -q "no score.weight" "$d/e.txt"' "--method head on 
 check '[ -f "$d/run/best/model.safetensors" ] && [ -f "$d/run/final/tokenizer.json" ] && grep -q GPT2ForSequenceClassification "$d/run/best/config.json"' "train task=classify wrote no best/ final/: $(cat "$d/t.txt")"
 "$lmforge" eval --task classify "$d/run/best" "$d/p" --method head --quiet --json "$d/h.json" >/dev/null
 check 'python3 -c "import json,sys; j=json.load(open(sys.argv[1])); assert j[\"examples\"]==30 and j[\"accuracy\"]>=0.9, j[\"accuracy\"]" "$d/h.json"' "the trained head is not accurate on an easy task: $(grep -o '"accuracy": [0-9.]*' "$d/h.json" | head -1)"
+# truncation_side: the folder says how training cut long texts, and eval cuts them the same way
+check 'grep -q "\"truncation_side\": \"right\"" "$d/run/best/config.json"' "best/config.json does not say truncation_side right (the default)"
+"$lmforge" eval --task classify "$d/run/best" "$d/p" --method head --max-tokens 4 --quiet --json "$d/h4r.json" >/dev/null
+"$lmforge" eval --task classify "$d/run/best" "$d/p" --method head --max-tokens 4 --truncation-side left --quiet --json "$d/h4l.json" >/dev/null
+check 'python3 - "$d/h4r.json" "$d/h4l.json" <<PY
+import json, sys
+r, l = (json.load(open(f)) for f in sys.argv[1:])
+assert r["truncation_side"] == "right" and l["truncation_side"] == "left", (r["truncation_side"], l["truncation_side"])
+PY' "eval --method head does not report the folder's truncation side, or --truncation-side does not override it"
+"$lmforge" train --data="$d/p" --init="$d/m" --task=classify --head=score --lora_r=4 --lora_targets=c_attn --truncation_side=left \
+  --context=16 --batch_size=8 --max_steps=2 --eval_every=0 --run_dir="$d/run7" --quiet >/dev/null 2>&1
+"$lmforge" eval --task classify "$d/m" "$d/p" --adapter "$d/run7/best" --method head --quiet --json "$d/h7.json" >/dev/null 2>"$d/e.txt"
+check 'grep -q "\"truncation_side\": \"left\"" "$d/h7.json"' "a LoRA classifier trained with truncation_side=left is not evaluated that way: $(cat "$d/e.txt")"
+"$lmforge" train --data="$d/p" --init="$d/m" --task=classify --head=lm --truncation_side=right --run_dir="$d/run6" >/dev/null 2>"$d/e.txt"; rc=$?
+check '[ $rc -ne 0 ] && grep -q "truncation_side = right needs head = score" "$d/e.txt"' "truncation_side=right with head=lm not refused: $(cat "$d/e.txt")"
+"$lmforge" train --data="$d/p" --init="$d/m" --task=classify --head=score --truncation_side=middle --run_dir="$d/run6" >/dev/null 2>"$d/e.txt"; rc=$?
+check '[ $rc -ne 0 ] && grep -q "truncation_side must be right" "$d/e.txt"' "truncation_side=middle not refused: $(cat "$d/e.txt")"
+"$lmforge" eval --task classify "$d/m" "$d/p" --truncation-side left >/dev/null 2>"$d/e.txt"; rc=$?
+check '[ $rc -eq 2 ] && grep -q "truncation-side is for --method head" "$d/e.txt"' "--truncation-side with label scoring not refused: $(cat "$d/e.txt")"
 "$lmforge" train --data="$d/p" --init="$d/m" --task=classify --head=score --head_only=true --context=16 --batch_size=8 \
   --max_steps=3 --eval_every=0 --run_dir="$d/run2" > "$d/t2.txt" 2>&1
 check 'grep -q " 32 trainable parameters" "$d/t2.txt"' "head_only does not train only score.weight (2 x 16): $(tail -1 "$d/t2.txt")"

@@ -128,33 +128,47 @@ static void test_source_and_predict(const char *fixtures) {
     LF_ASSERT(lf_seqcls_attach(&h, m, 2, NULL, 1) == LF_OK);
     const char *texts[] = {"a good film", "bad", "the plot was long and the acting was very flat", "fine"};
     int labels[] = {1, 0, 0, 1};
-    lf_batch_source *src;
-    CHECK(lf_seqcls_source_new(&src, tok, texts, labels, 4, 8, 50256, 3, 1) == LF_OK, "source: %s", lf_last_error());
+    /* both cuts of a text over T tokens (the third): its first T (transformers' default) or its
+     * last T; predict cuts as the source does */
+    lf_batch_source *src = NULL;
     lf_batch b;
-    LF_ASSERT(lf_batch_alloc(&b, 4, 8) == LF_OK);
-    LF_ASSERT(src->next(src, &b) == LF_OK);
-    for (int r = 0; r < 4; r++) {
-        lf_ids ids = {0};
-        lf_tokenizer_encode(tok, texts[r], strlen(texts[r]), 0, &ids);
-        int len = ids.n < 8 ? (int)ids.n : 8, ok = 1;
-        for (int t = 0; t < 8; t++) {
-            int want_in = t < len ? ids.ids[ids.n - len + t] : 50256, want_tg = t == len - 1 ? labels[r] : -1;
-            ok &= b.inputs[r * 8 + t] == want_in && b.targets[r * 8 + t] == want_tg;
-        }
-        CHECK(ok, "source row %d: not the text's last %d tokens + padding with the label on the last token", r, len);
-        lf_ids_free(&ids);
-    }
-    /* predict == the loss term's logits on the same rows */
-    lf_loss_term *t = lf_seqcls_loss_new(h);
-    LF_ASSERT(lf_loss_forward(m, &t, 1, &b, NULL, NULL) == LF_OK);
-    int rows;
-    const float *z = lf_seqcls_last_logits(t, &rows);
+    lf_loss_term *t = NULL;
     float pz[8];
-    int pred[4];
-    CHECK(lf_seqcls_predict(h, tok, texts, 4, 8, 3, pred, pz) == LF_OK, "predict: %s", lf_last_error());
-    double d = 0;
-    for (int i = 0; i < 8; i++) d = fmax(d, fabs(pz[i] - z[i]));
-    CHECK(rows == 4 && d < 1e-5, "predict logits differ from the term's by %.3g", d);
+    LF_ASSERT(lf_batch_alloc(&b, 4, 8) == LF_OK);
+    for (int keep_end = 0; keep_end < 2; keep_end++) {
+        lf_batch_source_free(src);
+        lf_loss_free(t);
+        CHECK(lf_seqcls_source_new(&src, tok, texts, labels, 4, 8, 50256, 3,
+                                   LF_SEQCLS_SEQUENTIAL | (keep_end ? LF_SEQCLS_KEEP_END : 0)) == LF_OK,
+              "source: %s", lf_last_error());
+        LF_ASSERT(src->next(src, &b) == LF_OK);
+        for (int r = 0; r < 4; r++) {
+            lf_ids ids = {0};
+            lf_tokenizer_encode(tok, texts[r], strlen(texts[r]), 0, &ids);
+            int len = ids.n < 8 ? (int)ids.n : 8, ok = 1;
+            size_t off = keep_end ? ids.n - (size_t)len : 0;
+            if (r == 2) CHECK(ids.n > 8, "the long text has %zu tokens: it does not test the cut", ids.n);
+            for (int k = 0; k < 8; k++) {
+                int want_in = k < len ? ids.ids[off + (size_t)k] : 50256, want_tg = k == len - 1 ? labels[r] : -1;
+                ok &= b.inputs[r * 8 + k] == want_in && b.targets[r * 8 + k] == want_tg;
+            }
+            CHECK(ok, "source row %d: not the text's %s %d tokens + padding with the label on the last token", r,
+                  keep_end ? "last" : "first", len);
+            lf_ids_free(&ids);
+        }
+        /* predict == the loss term's logits on the same rows */
+        t = lf_seqcls_loss_new(h);
+        LF_ASSERT(lf_loss_forward(m, &t, 1, &b, NULL, NULL) == LF_OK);
+        int rows;
+        const float *z = lf_seqcls_last_logits(t, &rows);
+        int pred[4];
+        lf_seqcls_set_keep_end(h, keep_end);
+        CHECK(lf_seqcls_predict(h, tok, texts, 4, 8, 3, pred, pz) == LF_OK, "predict: %s", lf_last_error());
+        double d = 0;
+        for (int i = 0; i < 8; i++) d = fmax(d, fabs(pz[i] - z[i]));
+        CHECK(rows == 4 && d < 1e-5, "keep_end %d: predict logits differ from the term's by %.3g", keep_end, d);
+    }
+    double d;
     /* shuffled source: resumes from its state */
     lf_batch_source *s2, *s3;
     LF_ASSERT(lf_seqcls_source_new(&s2, tok, texts, labels, 4, 8, 50256, 9, 0) == LF_OK);
@@ -181,6 +195,7 @@ static void test_source_and_predict(const char *fixtures) {
     CHECK(lf_seqcls_attach(&h2, m2, 0, dir, 0) == LF_OK && lf_seqcls_trained(h2) && lf_seqcls_num_labels(h2) == 2,
           "the export's head: %s", lf_last_error());
     CHECK(lf_seqcls_label_name(h2, 1) && !strcmp(lf_seqcls_label_name(h2, 1), "pos"), "id2label not read back");
+    CHECK(lf_seqcls_keep_end(h2) == 1, "truncation_side (left) not read back from the export's config.json");
     float pz2[8];
     lf_seqcls_predict(h2, tok, texts, 4, 8, 4, NULL, pz2);
     d = 0;

@@ -26,6 +26,12 @@ int lf_seqcls_trained(const lf_seqcls *h); /* 1: the weights came from a file */
 lf_param *lf_seqcls_weight(lf_seqcls *h);
 /* label names read from dir's config.json id2label (NULL when absent); valid while h lives */
 const char *lf_seqcls_label_name(const lf_seqcls *h, int k);
+/* Texts longer than the context keep their first tokens (0, transformers' default
+ * truncation_side = "right") or their last (1, "left"). Read from the folder the head came from
+ * (config.json's, or an adapter's score.safetensors metadata, "truncation_side"); written by
+ * lf_seqcls_export. News and documents put their topic first; keep the start for them. */
+int lf_seqcls_keep_end(const lf_seqcls *h);
+void lf_seqcls_set_keep_end(lf_seqcls *h, int keep_end);
 
 /* Rows carry their label as the one target >= 0, at the row's last non-padding position (the
  * token the head reads); every other target is -1. */
@@ -36,13 +42,17 @@ lf_loss_term *lf_seqcls_loss_new(lf_seqcls *h);
 const float *lf_seqcls_last_logits(const lf_loss_term *t, int *rows);
 
 /* A source of (text, label) rows: texts encoded once (BOS for SentencePiece tokenizers), the
- * last T tokens kept, right padding with pad_id, drawn in a seeded shuffled order per epoch
- * (sequential: in order, for evaluation). The state is (epoch, position). */
+ * first T tokens kept (the last with LF_SEQCLS_KEEP_END), right padding with pad_id, drawn in a
+ * seeded shuffled order per epoch (LF_SEQCLS_SEQUENTIAL: in order, for evaluation). The state is
+ * (epoch, position). */
+#define LF_SEQCLS_SEQUENTIAL 1u
+#define LF_SEQCLS_KEEP_END 2u
 lf_status lf_seqcls_source_new(lf_batch_source **out, const lf_tokenizer *tok, const char *const *texts, const int *labels,
-                               size_t n, int T, int pad_id, uint64_t seed, int sequential);
+                               size_t n, int T, int pad_id, uint64_t seed, unsigned flags);
 
 /* Label logits (n, K) (may be NULL) and argmax predictions (n) (may be NULL) for texts,
- * B rows per forward, the last max_tokens tokens of each (0: the model's context). */
+ * B rows per forward, max_tokens tokens of each (0: the model's context), cut as
+ * lf_seqcls_keep_end says. */
 lf_status lf_seqcls_predict(lf_seqcls *h, const lf_tokenizer *tok, const char *const *texts, size_t n, int max_tokens,
                             int B, int *pred, float *logits);
 

@@ -48,7 +48,7 @@ typedef struct lf_train_config_s {
     float lora_alpha, lora_dropout;
     char lora_targets[256], adapter[LF_PATH];
     /* classification (task = classify: src/tech/cls_train.c) */
-    char task[16], head[16], metric[16];
+    char task[16], head[16], metric[16], truncation_side[8];
     int head_only, eval_examples;
     int test_examples; /* classify: test-split examples scored at each new best (0 = none, -1 = all) */
     /* distillation (src/tech/distill.c): on when teacher is set; the objective is then

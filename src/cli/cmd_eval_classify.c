@@ -249,9 +249,9 @@ static void print_metrics(const lf_cls_metrics *r, const cls_data *d) {
 
 int cmd_eval_classify(int argc, char **argv) {
     const char *model = NULL, *data = NULL, *tokp = NULL, *adapters = NULL, *split = "val", *json_out = NULL, *labels_arg = NULL, *verbalizer = NULL, *method = "score",
-               *norm = "sum";
+               *norm = "sum", *side = NULL;
     char *prompt = NULL, *answer = NULL;
-    int limit = 0, max_tokens = 0, B = 8, resamples = 1000, seed = 1234, quiet = 0, per_example = 0, keep = 1;
+    int keep_end = 0, limit = 0, max_tokens = 0, B = 8, resamples = 1000, seed = 1234, quiet = 0, per_example = 0, keep = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int has = i + 1 < argc;
@@ -268,6 +268,10 @@ int cmd_eval_classify(int argc, char **argv) {
         } else if (!strcmp(a, "--labels") && has) labels_arg = argv[++i];
         else if (!strcmp(a, "--verbalizer") && has) verbalizer = argv[++i];
         else if (!strcmp(a, "--norm") && has) norm = argv[++i];
+        else if (!strcmp(a, "--truncation-side") && has) {
+            side = argv[++i];
+            if (strcmp(side, "left") && strcmp(side, "right")) goto usage;
+        }
         else if (!strcmp(a, "--tokenizer") && has) tokp = argv[++i];
         else if (!strcmp(a, "--adapter") && has) adapters = argv[++i];
         else if (!strcmp(a, "--split") && has) {
@@ -295,6 +299,10 @@ int cmd_eval_classify(int argc, char **argv) {
     int head = !strcmp(method, "head");
     if (!head && strcmp(method, "score")) {
         fprintf(stderr, "lmforge eval: --method %s: expected score (label log-likelihood) or head (a score.weight head)\n", method);
+        goto usage_quiet;
+    }
+    if (side && !head) {
+        fprintf(stderr, "lmforge eval: --truncation-side is for --method head (label scoring keeps the prompt's end, where the label follows)\n");
         goto usage_quiet;
     }
     if (strcmp(norm, "sum") && strcmp(norm, "token") && strcmp(norm, "char")) {
@@ -370,6 +378,8 @@ int cmd_eval_classify(int argc, char **argv) {
             if (!lf_path_exists(sp)) snprintf(hdir, sizeof hdir, "%s", model);
         }
         st = lf_seqcls_attach(&h, m, d.K, hdir, 0);
+        if (!st && side) lf_seqcls_set_keep_end(h, !strcmp(side, "left"));
+        if (!st) keep_end = lf_seqcls_keep_end(h);
         if (!st && !lf_seqcls_trained(h)) {
             lf_set_error("%s has no score.weight head (train one: lmforge train with task = classify, head = score)", model);
             st = LF_ERR_ARG;
@@ -427,7 +437,8 @@ int cmd_eval_classify(int argc, char **argv) {
             }
         if (!quiet) {
             printf("%-16s %s\n%-16s %s (%zu examples, %d labels)\n", "model", model, "data", data, d.n, d.K);
-            if (head) printf("%-16s head (score.weight on the last token)\n", "method");
+            if (head)
+                printf("%-16s head (score.weight on the last token; long texts keep their %s)\n", "method", keep_end ? "end" : "start");
             else {
                 printf("%-16s score: argmax of %s, prompt \"", "method",
                        !strcmp(norm, "sum") ? "the sum of log-likelihoods" : !strcmp(norm, "token") ? "log-likelihood per token" : "log-likelihood per character (acc_norm)");
@@ -448,6 +459,7 @@ int cmd_eval_classify(int argc, char **argv) {
             json_object_set_new(o, "examples", json_integer((json_int_t)d.n));
             json_object_set_new(o, "labels", lab);
             json_object_set_new(o, "method", json_string(method));
+            if (head) json_object_set_new(o, "truncation_side", json_string(keep_end ? "left" : "right"));
             json_object_set_new(o, "bootstrap_resamples", json_integer(resamples));
             json_object_set_new(o, "seconds", json_real(seconds));
             if (!head) {
@@ -495,10 +507,12 @@ usage:
             "                    [--max-tokens T] [--batch B] [--bootstrap N] [--seed S] [--tokenizer PATH]\n"
             "                    [--adapter DIR[:SCALE][,DIR...]] [--split val|test|train] [--verbalizer L=WORDS,..]\n"
             "                    [--json FILE [--per-example]] [--quiet] [--keep-quantized | --dequantize]\n"
-            "                    [--int8-activations | --float-activations]\n"
+            "                    [--int8-activations | --float-activations] [--truncation-side right|left]\n"
             "  DATA: a JSONL file of {\"text\", \"label\"} records, or a folder from lmforge prepare on labelled\n"
             "  data (its val.bin split, or --split's). Labels keep meta.json's order (or --labels, or first\n"
-            "  appearance). --limit N: a JSONL file's first N records; a prepared split's fixed pseudo-random N.\n");
+            "  appearance). --limit N: a JSONL file's first N records; a prepared split's fixed pseudo-random N.\n"
+            "  --method head cuts texts over --max-tokens as the classifier was trained (its config.json's\n"
+            "  truncation_side: right keeps the start, left the end); --truncation-side overrides it.\n");
 usage_quiet:
     free(prompt);
     free(answer);

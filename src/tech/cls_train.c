@@ -215,8 +215,9 @@ static lf_status save_dir(cls_run *r, const char *name) {
         lf_param *w = r->h ? lf_model_find(r->m, "score.weight") : NULL;
         if (!st && w) {
             lf_st_tensor t = {"score.weight", 2, {w->shape[0], w->shape[1]}, w->data, NULL, NULL};
+            const char *meta[] = {"truncation_side", lf_seqcls_keep_end(r->h) ? "left" : "right"};
             snprintf(p, sizeof p, "%s/score.safetensors", tmp);
-            st = lf_st_write(p, &t, 1, NULL, 0);
+            st = lf_st_write(p, &t, 1, meta, 1);
         }
     } else
         st = r->h ? lf_seqcls_export(r->h, tmp, (const char *const *)r->train.names, r->pad) : lf_hf_save(r->m, tmp);
@@ -341,11 +342,12 @@ lf_status lf_cls_train(const lf_train_config *c, volatile sig_atomic_t *stop, lf
     r->pad = lf_tokenizer_eos(r->tok) >= 0 ? lf_tokenizer_eos(r->tok) : 0;
     if (!strcmp(c->head, "score")) {
         if ((st = lf_seqcls_attach(&r->h, r->m, r->train.K, NULL, (uint64_t)c->seed))) goto out;
+        lf_seqcls_set_keep_end(r->h, !strcmp(c->truncation_side, "left"));
         if (c->head_only && !(st = lf_model_set_trainable(r->m, "", 0, NULL)))
             st = lf_model_set_trainable(r->m, "score.weight", 1, NULL);
         int *lab = r->train.label;
         if (!st) st = lf_seqcls_source_new(&src, r->tok, (const char *const *)r->train.text, lab, r->train.n, c->context, r->pad,
-                                           (uint64_t)c->seed, 0);
+                                           (uint64_t)c->seed, lf_seqcls_keep_end(r->h) ? LF_SEQCLS_KEEP_END : 0);
     } else st = lm_source_new(&src, r->tok, &r->train, (uint64_t)c->seed);
     if (st) goto out;
     lf_trainer_opts o = {0};

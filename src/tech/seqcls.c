@@ -18,6 +18,7 @@ struct lf_seqcls {
     lf_model *m;
     lf_param *w; // (K,C)
     int K, trained;
+    int keep_end;   /* 1: texts longer than the context keep their last tokens (truncation_side left) */
     char **names; /* (K) from config.json id2label, or NULL */
 };
 
@@ -25,6 +26,14 @@ int lf_seqcls_num_labels(const lf_seqcls *h) { return h->K; }
 int lf_seqcls_trained(const lf_seqcls *h) { return h->trained; }
 lf_param *lf_seqcls_weight(lf_seqcls *h) { return h->w; }
 const char *lf_seqcls_label_name(const lf_seqcls *h, int k) { return h->names && k >= 0 && k < h->K ? h->names[k] : NULL; }
+int lf_seqcls_keep_end(const lf_seqcls *h) { return h->keep_end; }
+void lf_seqcls_set_keep_end(lf_seqcls *h, int keep_end) { h->keep_end = keep_end != 0; }
+
+/* "right" (keep the start, transformers' default) or "left"; anything else is not ours to read */
+static void read_side(lf_seqcls *h, const char *side) {
+    if (side && !strcmp(side, "left")) h->keep_end = 1;
+    else if (side && !strcmp(side, "right")) h->keep_end = 0;
+}
 
 void lf_seqcls_free(lf_seqcls *h) {
     if (!h) return;
@@ -45,6 +54,7 @@ static void read_label_names(lf_seqcls *h, const char *dir) {
             h->names[k] = strdup(s ? s : key);
         }
     }
+    read_side(h, json_string_value(json_object_get(j, "truncation_side")));
     json_decref(j);
 }
 
@@ -83,6 +93,7 @@ lf_status lf_seqcls_attach(lf_seqcls **out, lf_model *m, int num_labels, const c
             if (!st) st = lf_st_read_f32(sf, idx, w->data, w->numel);
             h->trained = 1;
             if (!st) read_label_names(h, dir);
+            if (!st) read_side(h, lf_st_metadata(sf, "truncation_side")); /* an adapter's score.safetensors */
         }
     } else if (w) {
         if (w->ndim != 2 || w->shape[1] != c->d_model || (num_labels > 0 && w->shape[0] != num_labels)) {
@@ -285,10 +296,10 @@ const float *lf_seqcls_last_logits(const lf_loss_term *t, int *rows) {
 
 /* ---- the batch source */
 typedef struct {
-    lf_ids *ids; /* (n) encoded texts, already cut to their last T tokens */
+    lf_ids *ids; /* (n) encoded texts */
     int *labels;
     size_t n;
-    int T, pad, sequential;
+    int T, pad, sequential, keep_end;
     uint64_t seed, epoch, pos;
     size_t *perm;
 } seqcls_src;
@@ -315,9 +326,10 @@ static lf_status src_next(lf_batch_source *src, lf_batch *b) {
         size_t i = s->perm[s->pos++];
         const lf_ids *x = &s->ids[i];
         int len = (int)x->n < b->T ? (int)x->n : b->T;
+        size_t off = s->keep_end ? x->n - (size_t)len : 0;
         int32_t *in = b->inputs + (size_t)r * b->T, *tg = b->targets + (size_t)r * b->T;
         for (int t = 0; t < b->T; t++) {
-            in[t] = t < len ? x->ids[x->n - len + t] : s->pad;
+            in[t] = t < len ? x->ids[off + (size_t)t] : s->pad;
             tg[t] = -1;
         }
         tg[len - 1] = s->labels[i];
@@ -371,7 +383,7 @@ static lf_status encode_text(lf_tok_encoder *e, const lf_tokenizer *tok, const c
 }
 
 lf_status lf_seqcls_source_new(lf_batch_source **out, const lf_tokenizer *tok, const char *const *texts, const int *labels,
-                               size_t n, int T, int pad_id, uint64_t seed, int sequential) {
+                               size_t n, int T, int pad_id, uint64_t seed, unsigned flags) {
     *out = NULL;
     if (n == 0 || T < 1) {
         lf_set_error("seqcls source: %zu examples of %d tokens", n, T);
@@ -406,7 +418,8 @@ lf_status lf_seqcls_source_new(lf_batch_source **out, const lf_tokenizer *tok, c
     s->T = T;
     s->pad = pad_id;
     s->seed = seed;
-    s->sequential = sequential;
+    s->sequential = (flags & LF_SEQCLS_SEQUENTIAL) != 0;
+    s->keep_end = (flags & LF_SEQCLS_KEEP_END) != 0;
     src_shuffle(s);
     *out = src;
     return LF_OK;
@@ -438,7 +451,8 @@ lf_status lf_seqcls_predict(lf_seqcls *h, const lf_tokenizer *tok, const char *c
         if (st) break;
         for (int r = 0; r < nb; r++) { /* right padding: the causal mask keeps it from the read position */
             int len = (int)ids[r].n < L ? (int)ids[r].n : L;
-            for (int t = 0; t < T; t++) in[(size_t)r * T + t] = t < len ? ids[r].ids[ids[r].n - len + t] : 0;
+            size_t off = h->keep_end ? ids[r].n - (size_t)len : 0;
+            for (int t = 0; t < T; t++) in[(size_t)r * T + t] = t < len ? ids[r].ids[off + (size_t)t] : 0;
         }
         if ((st = lf_model_forward(m, in, nb, T, LF_LOGITS_NONE))) break;
         const float *hid = lf_model_hidden(m, c->n_layer);
@@ -524,6 +538,9 @@ lf_status lf_seqcls_export(lf_seqcls *h, const char *dir, const char *const *lab
     json_object_set_new(j, "id2label", i2l);
     json_object_set_new(j, "label2id", l2i);
     if (pad_id >= 0) json_object_set_new(j, "pad_token_id", json_integer(pad_id));
+    /* the tokenizer's setting in transformers (tokenizer_config.json); here so that lmforge eval
+     * cuts long texts the way training did */
+    json_object_set_new(j, "truncation_side", json_string(h->keep_end ? "left" : "right"));
     char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
     json_decref(j);
     if (!s) return LF_ERR_NOMEM;

@@ -84,6 +84,7 @@ static const key_def keys[] = {
     S(head, "lm", "classify: lm (the label's tokens, predicted by label scoring) or score (a score.weight head)"),
     S(metric, "loss", "classify: what early stopping and best/ follow: loss, accuracy or macro_f1"),
     B(head_only, "false", "classify with head = score: train only score.weight (the model frozen)"),
+    S(truncation_side, "", "classify: texts over context keep their start (right; head = score's default, as transformers) or end (left; head = lm's only way: the label must fit)"),
     I(eval_examples, "0", "classify: validation examples per evaluation (0 = all)"),
     I(test_examples, "0", "classify: score the first N examples of the data's test split at every new best (0 = none, -1 = all)"),
     /* distillation (lmforge distill, or these keys in lmforge train): src/tech/distill.c */
@@ -401,6 +402,10 @@ lf_status lf_train_config_check(const lf_train_config *c) {
     REQ(!strcmp(c->task, "classify") || (!strcmp(c->head, "lm") && !strcmp(c->metric, "loss") && !c->head_only),
         "config: head, metric and head_only are for task = classify");
     REQ(!c->head_only || !strcmp(c->head, "score"), "config: head_only needs head = score");
+    REQ(!c->truncation_side[0] || !strcmp(c->truncation_side, "left") || !strcmp(c->truncation_side, "right"),
+        "config: truncation_side must be right (keep the start) or left (keep the end), got '%s'", c->truncation_side);
+    REQ(strcmp(c->truncation_side, "right") || !strcmp(c->head, "score"),
+        "config: truncation_side = right needs head = score (label scoring keeps the text's end, where the label follows)");
     REQ(c->eval_examples >= 0, "config: eval_examples must be >= 0");
     REQ(c->test_examples >= -1, "config: test_examples must be >= -1 (-1 = all)");
     REQ(!strcmp(c->loss, "kl") || !strcmp(c->loss, "rkl") || !strcmp(c->loss, "jsd"), "config: loss must be kl, rkl or jsd, got '%s'", c->loss);
