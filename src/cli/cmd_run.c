@@ -929,8 +929,9 @@ out:
     return rc;
 }
 
-/* lmforge with no arguments: the default recipe's quick variant (the main job, about 3 minutes on
- * 2 cores); without a recipes/ folder to be found (an installed binary alone), quickstart */
+/* lmforge with no arguments: the default recipe (the main job, about 9 minutes on 2 cores;
+ * 'lmforge run default --quick' is its 2-minute variant); without a recipes/ folder to be found
+ * (an installed binary alone), quickstart */
 int cmd_default(int argc, char **argv) {
     char fb[1200];
     const char *f = find_recipe("default", fb, sizeof fb);
@@ -938,6 +939,6 @@ int cmd_default(int argc, char **argv) {
         fprintf(stderr, "lmforge: recipes/default.json not found; running quickstart instead\n");
         return cmd_quickstart(argc, argv);
     }
-    char *args[] = {"run", (char *)f, "--quick", NULL};
-    return cmd_run(3, args);
+    char *args[] = {"run", (char *)f, NULL};
+    return cmd_run(2, args);
 }

@@ -1,5 +1,5 @@
 /* lmforge: git-style dispatch to subcommands. With no subcommand it runs the main job: the default
- * recipe's quick variant (lmforge run default --quick). */
+ * recipe (lmforge run default). */
 #include "cli.h"
 #include "lmforge/core.h"
 #include "lmforge/kernels.h"
@@ -46,7 +46,7 @@ static void usage(FILE *f) {
     fprintf(f, "usage: lmforge [COMMAND] [ARGS...]\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].help);
-    fprintf(f, "\nRun 'lmforge COMMAND --help' for a command's options. With no command, runs the main job:\n'lmforge run default --quick' (recipes/default.json).\n");
+    fprintf(f, "\nRun 'lmforge COMMAND --help' for a command's options. With no command, runs the main job:\n'lmforge run default' (recipes/default.json; add --quick for its short variant).\n");
 }
 
 void cli_model_tokenizer(const char *model, char *buf, size_t cap) {
