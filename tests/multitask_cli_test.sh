@@ -49,7 +49,16 @@ tr = [e for e in ev if e["event"] == "train"][-1]
 assert set(tr["task_weight"]) == {"cls", "lm"}
 start = [e for e in ev if e["event"] == "start"][0]
 assert abs(sum(t["rate"] for t in start["tasks"]) - 1) < 1e-6
-PY' "metrics.jsonl lacks the per-task events or summary"
+# an eval event carries the mean task loss as val_loss, and the criterion (minus the cls macro-F1) beside it
+for e in [e for e in ev if e["event"] == "eval"]:
+    tasks = [t for t in te if t["step"] == e["step"]]
+    w = {"cls": 1.0, "lm": 0.5}
+    mean = sum(w[t["task"]] * t["loss"] for t in tasks) / sum(w[t["task"]] for t in tasks)
+    f1 = [t["macro_f1"] for t in tasks if t["task"] == "cls"][0]
+    assert abs(e["val_loss"] - mean) < 1e-4 * max(1, mean), (e, mean)
+    assert e["criterion_metric"] == "task:cls:macro_f1" and abs(e["criterion"] + f1) < 1e-6, (e, f1)
+    assert "best_criterion" in e and "best_val_loss" not in e, e
+PY' "metrics.jsonl lacks the per-task events or summary, or an eval event mixes the criterion with the loss"
 "$lmforge" train "${small[@]}" --data="$d/mixed" --tasks=auto --run_dir="$d/run2" --max_steps=6 --eval_every=3 > "$d/auto.txt" 2>&1
 check 'grep -q "task qa " "$d/auto.txt" && grep -q "task say " "$d/auto.txt"' "tasks=auto: $(tail -3 "$d/auto.txt")"
 "$lmforge" eval "$d/run2/best" "$d/mixed/val.bin" --tokenizer "$d/tok.json" > "$d/eval.txt" 2>&1

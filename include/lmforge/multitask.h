@@ -114,6 +114,9 @@ typedef struct {
  * the weight-weighted mean of the task losses). */
 lf_status lf_mtl_evaluate(lf_mtl *mt, lf_model *m, lf_reporter *rep, int step, double *criterion);
 const lf_mtl_metrics *lf_mtl_last_metrics(const lf_mtl *mt, int t);
+/* The weight-weighted mean of the task losses of the last lf_mtl_evaluate (NAN before one): the
+ * run's validation loss, whatever its criterion. */
+double lf_mtl_mean_loss(const lf_mtl *mt);
 /* The last training batch's per-task losses into the reporter (train/TASK/loss) and, with
  * uncertainty weighting, the learned weights exp(-s_t)/2. */
 void lf_mtl_report_train(lf_mtl *mt, lf_reporter *rep, int step, json_t *event);

@@ -27,6 +27,7 @@ struct lf_mtl {
     lf_loss_term *term; /* owned by the trainer */
     const lf_tokenizer *tok;
     int es_task;        /* -1: the weighted mean of the losses */
+    double mean_loss;   /* of the last evaluation */
     char es_metric[16];
 };
 
@@ -150,6 +151,7 @@ lf_status lf_mtl_open(lf_mtl **out, const lf_train_config *c, const lf_tokenizer
     if (!mt) return LF_ERR_NOMEM;
     mt->c = c;
     mt->tok = tok;
+    mt->mean_loss = NAN;
     lf_status st = !strcmp(c->tasks, "auto") ? auto_tasks(mt) : lf_mtl_parse_tasks(c->tasks, mt->spec, &mt->n);
     if (!st) {
         if (!strcmp(c->task_weighting, "uncertainty")) mt->weighting = LF_MTL_UNCERTAINTY;
@@ -320,7 +322,8 @@ lf_status lf_mtl_evaluate(lf_mtl *mt, lf_model *m, lf_reporter *rep, int step, d
             lf_report_say(rep, "  task %-12s no validation rows (val.bin holds none of its documents)\n", name);
         }
     }
-    if (mt->es_task < 0) *criterion = wsum > 0 ? lsum / wsum : NAN;
+    mt->mean_loss = wsum > 0 ? lsum / wsum : NAN;
+    if (mt->es_task < 0) *criterion = mt->mean_loss;
     else {
         const lf_mtl_metrics *r = &mt->met[mt->es_task];
         const char *k = mt->es_metric;
@@ -330,6 +333,8 @@ lf_status lf_mtl_evaluate(lf_mtl *mt, lf_model *m, lf_reporter *rep, int step, d
     }
     return LF_OK;
 }
+
+double lf_mtl_mean_loss(const lf_mtl *mt) { return mt->mean_loss; }
 
 void lf_mtl_report_train(lf_mtl *mt, lf_reporter *rep, int step, json_t *ev) {
     if (!mt->term) return;

@@ -357,12 +357,21 @@ static void record_eval(run *r, int step, double vl) {
     json_t *ev = json_object();
     json_object_set_new(ev, "event", json_string("eval"));
     json_object_set_new(ev, "step", json_integer(step));
-    json_object_set_new(ev, "val_loss", json_real((float)vl));
-    json_object_set_new(ev, "val_perplexity", json_real(exp((float)vl)));
-    json_object_set_new(ev, "best_val_loss", isfinite(es->best) ? json_real((float)es->best) : json_null());
+    /* multi-task: early stopping may follow a task's accuracy (as minus it); the event's loss is
+     * still the tasks' mean loss, and the criterion goes beside it under its own name */
+    double loss = r->mtl ? lf_mtl_mean_loss(r->mtl) : vl;
+    json_object_set_new(ev, "val_loss", isfinite(loss) ? json_real((float)loss) : json_null());
+    json_object_set_new(ev, "val_perplexity", isfinite(loss) ? json_real(exp((float)loss)) : json_null());
+    if (r->mtl) {
+        json_object_set_new(ev, "criterion", json_real((float)vl));
+        json_object_set_new(ev, "criterion_metric", json_string(r->c->early_stop_metric[0] ? r->c->early_stop_metric : "mean"));
+    }
+    json_object_set_new(ev, r->mtl ? "best_criterion" : "best_val_loss", isfinite(es->best) ? json_real((float)es->best) : json_null());
     lf_report_event(r->rep, ev);
-    lf_report_scalar(r->rep, "val/loss", step, (float)vl);
-    lf_report_scalar(r->rep, "val/perplexity", step, expf((float)vl));
+    if (isfinite(loss)) {
+        lf_report_scalar(r->rep, "val/loss", step, (float)loss);
+        lf_report_scalar(r->rep, "val/perplexity", step, expf((float)loss));
+    }
     lf_report_flush(r->rep);
 }
 
