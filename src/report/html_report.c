@@ -330,14 +330,38 @@ static int scatter(sbuf *b, const char *id, const char *title, const char *xl, c
     const int W = 640, H = 300;
     chart_open(b, id, title, W, H);
     axes(b, &f, xl, yl, W, H);
+    /* labels placed greedily: the first of a few offsets (above, below, further out) whose box
+     * (about 6.5 px a character, 12 px high) clears the labels already placed, so that models at
+     * nearly the same point (a model and its q8_0 copy) stay readable */
+    double *box = malloc(sizeof(double) * 4 * (size_t)n); // (n,4) x0 y0 x1 y1
+    int nbox = 0;
     for (int i = 0, c = 0; i < n; i++) {
         if (!isfinite(x[i]) || !isfinite(y[i]) || (logx && x[i] <= 0)) continue;
-        sb_printf(b, "<circle class=\"point\" cx=\"%.1f\" cy=\"%.1f\" r=\"5\" fill=\"%s\"/><text x=\"%.1f\" y=\"%.1f\" class=\"legend\">",
-                  fx(&f, x[i]), fy(&f, y[i]), palette[c % NPAL], fx(&f, x[i]) + 7, fy(&f, y[i]) - 6);
+        double px = fx(&f, x[i]), py = fy(&f, y[i]), lw = 6.5 * (double)strlen(labels[i]), ly = py - 6;
+        int left = px + 7 + lw > W - 4; /* near the right edge: the label goes left of its point */
+        double bx = left ? px - 7 - lw : px + 7;
+        static const double dy[] = {-6, 16, -20, 30, -34, 44, -48, 58};
+        for (int k = 0; box && k < (int)(sizeof dy / sizeof dy[0]); k++) {
+            int clear = 1;
+            for (int j = 0; j < nbox && clear; j++)
+                clear = bx + lw < box[4 * j] || bx > box[4 * j + 2] || py + dy[k] < box[4 * j + 1] ||
+                        py + dy[k] - 12 > box[4 * j + 3];
+            if (clear) {
+                ly = py + dy[k];
+                break;
+            }
+        }
+        if (box) {
+            box[4 * nbox] = bx, box[4 * nbox + 1] = ly - 12, box[4 * nbox + 2] = bx + lw, box[4 * nbox + 3] = ly;
+            nbox++;
+        }
+        sb_printf(b, "<circle class=\"point\" cx=\"%.1f\" cy=\"%.1f\" r=\"5\" fill=\"%s\"/><text x=\"%.1f\" y=\"%.1f\"%s class=\"legend\">",
+                  px, py, palette[c % NPAL], left ? px - 7 : px + 7, ly, left ? " text-anchor=\"end\"" : "");
         sb_esc(b, labels[i]);
         sb_printf(b, "</text>\n");
         c++;
     }
+    free(box);
     chart_close(b);
     return 1;
 }
