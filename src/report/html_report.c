@@ -669,7 +669,7 @@ lf_status lf_report_html(const char *run_dir, const char *out_path, const char *
     }
     sb_printf(&b, "<p>Run folder <code>");
     sb_esc(&b, run_dir);
-    sb_printf(&b, "</code>, %d finished stages.</p>\n<h2>Models</h2>\n", ns);
+    sb_printf(&b, "</code>, %d stages finished before this report.</p>\n<h2>Models</h2>\n", ns);
     if (nr) {
         sb_printf(&b, "<table id=\"summary\"><tr><th>model</th><th>made by</th><th>parameters</th><th>file size (MB)</th>"
                       "<th>perplexity</th><th>accuracy [95 %% CI]</th><th>macro-F1 [95 %% CI]</th><th>tokens/s (eval)</th>"
