@@ -96,8 +96,20 @@ ccom=(--task=classify --head=lm --data=clsdata --context=32 --batch_size=8 --max
 "$lmforge" distill "${ccom[@]}" --init=A/best --teacher=TC/best --alpha=0 --run_dir=S0 > S0.out 2>&1 && "$lmforge" train "${ccom[@]}" --init=A/best --run_dir=SP > SP.out 2>&1 &&
   [ "$(closs S0 | md5sum)" = "$(closs SP | md5sum)" ] && [ "$(closs SC | md5sum)" != "$(closs SP | md5sum)" ] && [ "$(closs SP | wc -l)" -ge 3 ] && ok ||
   bad "classifier distillation: alpha 0 is not plain training, or alpha 0.5 is"
+# score heads: a head = score teacher (T's width) distilled into a head = score student (A's width);
+# the student folder is a classifier lmforge eval scores; alpha 0 is plain head = score training
+"$lmforge" train "${ccom[@]}" --head=score --init=T/best --run_dir=TS > TS.out 2>&1 && [ -s TS/best/model.safetensors ] && ok || bad "score-head teacher: $(tail -2 TS.out)"
+"$lmforge" distill "${ccom[@]}" --head=score --init=A/best --teacher=TS/best --alpha=0.5 --temperature=2 --run_dir=SS > SS.out 2>&1 &&
+  grep -q ForSequenceClassification SS/best/config.json && ok || bad "score-head distillation: $(tail -2 SS.out)"
+"$lmforge" eval --task classify SS/best clsdata --method head --quiet --json SS.json > /dev/null 2> SSe.out &&
+  python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); assert j["examples"] > 0 and 0 <= j["accuracy"] <= 1' SS.json && ok ||
+  bad "the distilled score-head student does not evaluate: $(cat SSe.out)"
+"$lmforge" distill "${ccom[@]}" --head=score --init=A/best --teacher=TS/best --alpha=0 --run_dir=SS0 > SS0.out 2>&1 &&
+  "$lmforge" train "${ccom[@]}" --head=score --init=A/best --run_dir=SSP > SSP.out 2>&1 &&
+  [ "$(closs SS0 | md5sum)" = "$(closs SSP | md5sum)" ] && [ "$(closs SS | md5sum)" != "$(closs SSP | md5sum)" ] && [ "$(closs SSP | wc -l)" -ge 3 ] && ok ||
+  bad "score-head distillation: alpha 0 is not plain training, or alpha 0.5 is"
 "$lmforge" distill "${ccom[@]}" --head=score --init=A/best --teacher=TC/best --run_dir=X > X.out 2>&1; rc=$?
-[ $rc -ne 0 ] && grep -q "head = lm" X.out && ok || bad "classify with a score head (rc $rc): $(cat X.out)"
+[ $rc -ne 0 ] && [ "$(wc -l < X.out)" -eq 1 ] && grep -q "has no score.weight head" X.out && ok || bad "head = score from a head = lm teacher (rc $rc): $(cat X.out)"
 
 # errors: one line each, naming the problem
 "$lmforge" distill --teacher T/best --data=data2 --run_dir=X "${student[@]}" --quiet > X.out 2>&1; rc=$?

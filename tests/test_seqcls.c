@@ -111,6 +111,79 @@ static void fd_head(lf_arch arch) {
     (void)zt;
 }
 
+/* score-head distillation: a teacher of another width (Llama, d_model 24) with its own head; the
+ * term's value equals the per-row reference of distill.h (with the row weights) on the two heads'
+ * logits, the teacher's logits are its own CE term's on the same rows, finite differences hold for
+ * every student parameter, and the teacher gets no gradient */
+static void fd_distill(lf_arch arch, lf_distill_kind kind) {
+    const char *an = arch == LF_ARCH_GPT2 ? "gpt2" : "llama";
+    static const char *const kn[] = {"kl", "rkl", "jsd"};
+    lf_config cfg = cfg_small(arch), tcfg = cfg_small(LF_ARCH_LLAMA);
+    tcfg.d_model = 24;
+    tcfg.head_dim = 6;
+    lf_model *m, *tm;
+    LF_ASSERT(lf_model_init(&m, &cfg) == LF_OK && lf_model_init(&tm, &tcfg) == LF_OK);
+    lf_model_init_weights(m, 3);
+    lf_model_init_weights(tm, 4);
+    lf_seqcls *h, *th;
+    LF_ASSERT(lf_seqcls_attach(&h, m, 3, NULL, 7) == LF_OK && lf_seqcls_attach(&th, tm, 3, NULL, 8) == LF_OK);
+    for (size_t i = 0; i < lf_seqcls_weight(h)->numel; i++) lf_seqcls_weight(h)->data[i] *= 20;
+    for (size_t i = 0; i < lf_seqcls_weight(th)->numel; i++) lf_seqcls_weight(th)->data[i] *= 30;
+    lf_model_set_training(m, 0, 0);
+    lf_model_set_training(tm, 0, 0);
+    lf_batch b;
+    LF_ASSERT(lf_batch_alloc(&b, 3, 7) == LF_OK);
+    int len[3] = {7, 4, 1}, lab[3] = {2, 0, 1};
+    fill_rows(&b, len, lab, 28, 5, 29);
+    b.row_weight[1] = 2.0f;
+    const float tau = 2.0f, beta = 0.3f;
+    lf_loss_term *t = lf_seqcls_distill_new(h, th, kind, tau, beta);
+    CHECK(t != NULL, "%s %s: distill term: %s", an, kn[kind], lf_last_error());
+    if (!t) return;
+    obj_ctx c = {m, t, &b};
+    LF_ASSERT(lf_model_alloc_grads(m) == LF_OK);
+    lf_model_zero_grad(m);
+    double v = objective(&c);
+    int rows;
+    const float *zs = lf_seqcls_last_logits(t, &rows), *zt = lf_seqcls_teacher_logits(t);
+    double want = 0;
+    for (int r = 0; r < rows; r++) want += (r == 1 ? 2.0 : 1.0) * lf_distill_row_ref(kind, zs + 3 * r, zt + 3 * r, 3, tau, beta, NULL);
+    want /= rows;
+    CHECK(rows == 3 && fabs(v - want) < 1e-6 * fmax(1, fabs(want)) && v > 1e-3, "%s %s: value %.8g, the reference %.8g (%d rows)", an,
+          kn[kind], v, want, rows);
+    /* the teacher's logits are its own head's on the same rows */
+    float ztc[9];
+    memcpy(ztc, zt, sizeof ztc);
+    lf_loss_term *tce = lf_seqcls_loss_new(th);
+    double dummy;
+    LF_ASSERT(lf_loss_forward(tm, &tce, 1, &b, NULL, &dummy) == LF_OK);
+    const float *zt2 = lf_seqcls_last_logits(tce, NULL);
+    double d = 0;
+    for (int i = 0; i < 9; i++) d = fmax(d, fabs(zt2[i] - ztc[i]));
+    CHECK(d < 1e-5, "%s %s: the term's teacher logits are %.3g from the teacher head's own", an, kn[kind], d);
+    lf_loss_free(tce);
+    CHECK(lf_loss_backward(m, &t, 1, &b, 1.0f) == LF_OK, "%s %s: backward: %s", an, kn[kind], lf_last_error());
+    for (int i = 0; i < lf_model_num_params(m); i++) {
+        lf_param *p = lf_model_param(m, i);
+        if (!p->grad) continue;
+        float *g = tu_alloc(p->numel);
+        memcpy(g, p->grad, p->numel * sizeof(float));
+        char what[300];
+        snprintf(what, sizeof what, "%s seqcls distill (%s): %s", an, kn[kind], p->name);
+        tu_fd_check(what, p->data, g, p->numel, objective, &c, 3e-3f, 3e-4, 3e-2, 12);
+        free(g);
+    }
+    CHECK(lf_seqcls_weight(th)->grad == NULL, "%s %s: the teacher's head has a gradient buffer", an, kn[kind]);
+    CHECK(lf_seqcls_distill_new(h, NULL, kind, tau, beta) == NULL && lf_seqcls_distill_new(h, th, kind, 0.0f, beta) == NULL,
+          "%s: a distill term without a teacher, or at temperature 0, was made", an);
+    lf_loss_free(t);
+    lf_batch_free(&b);
+    lf_seqcls_free(h);
+    lf_seqcls_free(th);
+    lf_model_free(m);
+    lf_model_free(tm);
+}
+
 /* a tiny byte-level tokenizer is not at hand here: the source and predict run on the GPT-2 fixture tokenizer */
 static void test_source_and_predict(const char *fixtures) {
     char p[4096];
@@ -267,6 +340,9 @@ int main(int argc, char **argv) {
     if (argc == 4 && !strcmp(argv[1], "--export")) return export_for_python(argv[2], argv[3]);
     fd_head(LF_ARCH_GPT2);
     fd_head(LF_ARCH_LLAMA);
+    fd_distill(LF_ARCH_GPT2, LF_DISTILL_KL);
+    fd_distill(LF_ARCH_LLAMA, LF_DISTILL_JSD);
+    fd_distill(LF_ARCH_LLAMA, LF_DISTILL_RKL);
     if (argc > 1) test_source_and_predict(argv[1]);
     return tu_finish("test_seqcls");
 }

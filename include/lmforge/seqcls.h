@@ -9,6 +9,7 @@
 #define LMFORGE_SEQCLS_H
 
 #include "lmforge/batch.h"
+#include "lmforge/distill.h"
 #include "lmforge/loss.h"
 #include "lmforge/model.h"
 #include "lmforge/tokenizer.h"
@@ -40,6 +41,17 @@ void lf_seqcls_set_keep_end(lf_seqcls *h, int keep_end);
  * the logits of its last forward: lf_seqcls_last_logits gives (B, num_labels). */
 lf_loss_term *lf_seqcls_loss_new(lf_seqcls *h);
 const float *lf_seqcls_last_logits(const lf_loss_term *t, int *rows);
+
+/* Distillation of a score head: τ²·D(softmax(teacher/τ) ‖ softmax(student/τ)) over the K label
+ * logits of each labelled row (D: forward KL, reverse KL or generalized JSD(β), as distill.h
+ * defines them), mean over the rows. The teacher's head sits on another model (a trained
+ * classifier, frozen, forward-only), which the term runs on the same inputs each forward and reads
+ * at the same positions; its width may differ from the student's. The term backpropagates into
+ * the student's head, final norm and last hidden state only. NULL (with the error set) when the
+ * label counts differ or τ, β are out of range. lf_seqcls_teacher_logits: (rows, K) of the last
+ * forward (the student's are lf_seqcls_last_logits). */
+lf_loss_term *lf_seqcls_distill_new(lf_seqcls *student, lf_seqcls *teacher, lf_distill_kind kind, float temperature, float beta);
+const float *lf_seqcls_teacher_logits(const lf_loss_term *t);
 
 /* A source of (text, label) rows: texts encoded once (BOS for SentencePiece tokenizers), the
  * first T tokens kept (the last with LF_SEQCLS_KEEP_END), right padding with pad_id, drawn in a

@@ -19,7 +19,9 @@ static void usage(FILE *f) {
                "every K-th block) on the data with (1-alpha)*cross-entropy + alpha*(kl|rkl|jsd at temperature T, x T^2)\n"
                "+ hidden_weight*(hidden-state mse|cosine over hidden_layers S:T pairs). The teacher (HF folder, GGUF\n"
                "kept quantized, llama2.c .bin) is frozen and runs forward only; its tokenizer must be the student's.\n"
-               "Checkpoints, best/ and resume are those of lmforge train.\n"
+               "Checkpoints, best/ and resume are those of lmforge train. With task=classify (no resume) the student is\n"
+               "a classifier: head=lm takes the teacher's distribution over the label tokens, head=score its score head's\n"
+               "over the labels (the teacher a head=score classifier of the same labels).\n"
                "--write-cache runs the teacher once over the batches the run would draw (data, seed, batch_size, context,\n"
                "grad_accum, max_steps) and keeps its top cache_k log-probabilities per position at the temperature;\n"
                "--teacher_cache then distils (forward KL; the mass beyond the top k as one bin) without the teacher.\n\n"
@@ -89,7 +91,7 @@ int cmd_distill(int argc, char **argv) {
     }
     volatile sig_atomic_t *stop = cli_stop_on_signals();
     lf_train_result r;
-    if (!strcmp(c.task, "classify")) { /* a classifier (head = lm) distilled: src/tech/cls_train.c */
+    if (!strcmp(c.task, "classify")) { /* a classifier (head = lm or score) distilled: src/tech/cls_train.c */
         if (resume) {
             fprintf(stderr, "lmforge distill: task = classify does not resume (it keeps best/ and final/, no step checkpoints)\n");
             return 2;

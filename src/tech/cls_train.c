@@ -143,7 +143,9 @@ typedef struct {
     lf_cls_dataset train, val, test;
     lf_seqcls *h;
     lf_lora *lora; /* LoRA on: best/ and final/ hold the adapter folder (PEFT layout) */
-    lf_distill *dist; /* head = lm with a teacher: its distribution over the label tokens (distill.c) */
+    lf_distill *dist; /* with a teacher: head = lm, its distribution over the label tokens (distill.c);
+                       * head = score, the model that carries th */
+    lf_seqcls *th;    /* head = score with a teacher: the teacher's score head */
     lf_reporter *rep;
     int pad;
 } cls_run;
@@ -267,6 +269,32 @@ static void report_eval(cls_run *r, int step, const cls_eval *e, int improved) {
     lf_report_flush(r->rep);
 }
 
+/* head = score with a teacher: the teacher must be a classifier of the same labels (its folder's
+ * score.weight and id2label), so that its distribution means the same label at the same index */
+static lf_status teacher_head(cls_run *r, const lf_train_config *c) {
+    lf_status st = lf_seqcls_attach(&r->th, lf_distill_teacher(r->dist), r->train.K, c->teacher, 0);
+    if (st) {
+        char msg[1200];
+        snprintf(msg, sizeof msg, "teacher %s: %s", c->teacher, lf_last_error());
+        lf_set_error("%s", msg);
+        return st;
+    }
+    if (!lf_seqcls_trained(r->th)) {
+        lf_set_error("teacher %s has no score.weight head: head = score distils a classifier trained with head = score "
+                     "(or give head = lm and a language-model teacher)", c->teacher);
+        return LF_ERR_ARG;
+    }
+    for (int k = 0; k < r->train.K; k++) {
+        const char *tn = lf_seqcls_label_name(r->th, k);
+        if (tn && strcmp(tn, r->train.names[k])) {
+            lf_set_error("teacher %s: label %d is '%s', the data's is '%s' (a classifier of another label set, or another order)",
+                         c->teacher, k, tn, r->train.names[k]);
+            return LF_ERR_ARG;
+        }
+    }
+    return LF_OK;
+}
+
 lf_status lf_cls_train(const lf_train_config *c, volatile sig_atomic_t *stop, lf_train_result *res) {
     memset(res, 0, sizeof *res);
     res->val_loss_start = res->val_loss_end = res->best_val_loss = NAN;
@@ -345,6 +373,7 @@ lf_status lf_cls_train(const lf_train_config *c, volatile sig_atomic_t *stop, lf
         lf_seqcls_set_keep_end(r->h, !strcmp(c->truncation_side, "left"));
         if (c->head_only && !(st = lf_model_set_trainable(r->m, "", 0, NULL)))
             st = lf_model_set_trainable(r->m, "score.weight", 1, NULL);
+        if (!st && r->dist) st = teacher_head(r, c);
         int *lab = r->train.label;
         if (!st) st = lf_seqcls_source_new(&src, r->tok, (const char *const *)r->train.text, lab, r->train.n, c->context, r->pad,
                                            (uint64_t)c->seed, lf_seqcls_keep_end(r->h) ? LF_SEQCLS_KEEP_END : 0);
@@ -365,7 +394,12 @@ lf_status lf_cls_train(const lf_train_config *c, volatile sig_atomic_t *stop, lf
     lf_schedule_parse(c->schedule, &k);
     o.schedule = (lf_schedule){k, c->lr, c->min_lr, c->warmup_steps, c->max_steps};
     if ((st = lf_trainer_init(&tr, r->m, src, &o))) goto out;
-    if (r->dist && (st = lf_trainer_add_loss(tr, lf_distill_logit_term(r->dist, c->alpha)))) goto out;
+    if (r->th) { /* head = score: the divergence between the two heads' label distributions */
+        lf_loss_term *kd = lf_seqcls_distill_new(r->h, r->th, (lf_distill_kind)lf_distill_kind_parse(c->loss), c->temperature, c->beta);
+        if (kd) kd->weight = c->alpha;
+        if ((st = kd ? lf_trainer_add_loss(tr, kd) : LF_ERR_ARG)) goto out;
+    } else if (r->dist && (st = lf_trainer_add_loss(tr, lf_distill_logit_term(r->dist, c->alpha))))
+        goto out;
     lf_loss_term *ce = r->h ? lf_seqcls_loss_new(r->h) : lf_loss_ce_new(c->label_smoothing);
     if (ce && r->dist) ce->weight = 1.0f - c->alpha;
     if ((st = lf_trainer_add_loss(tr, ce))) goto out;
@@ -485,6 +519,7 @@ lf_status lf_cls_train(const lf_train_config *c, volatile sig_atomic_t *stop, lf
 out:
     if (es && es->free) es->free(es);
     lf_trainer_free(tr);
+    lf_seqcls_free(r->th);
     lf_distill_free(r->dist); /* after the trainer: its terms use the teacher */
     lf_batch_source_free(src);
     lf_report_close(r->rep);

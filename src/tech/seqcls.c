@@ -6,6 +6,7 @@
  * (LF_LOGITS_NONE). */
 #include "lmforge/seqcls.h"
 #include "lmforge/ckpt.h"
+#include "lmforge/distill.h"
 #include "lmforge/kernels.h"
 
 #include <jansson.h>
@@ -127,6 +128,13 @@ typedef struct {
     int *row, *pos, *label;
     float *x, *xn, *mean, *rstd, *logits; // (N,C) (N,C) (N) (N) (N,K)
     double value;
+    /* distillation (lf_seqcls_distill_new): the teacher's head on the same rows, and the gradient
+     * of the divergence with respect to the student's logits, kept for the backward */
+    lf_seqcls *teacher;
+    lf_distill_kind kind;
+    float tau, beta;
+    int tcap;
+    float *tx, *txn, *tmean, *trstd, *tlogits, *dz; // (N,Ct) (N,Ct) (N) (N) (N,K) (N,K)
 } seqcls_term;
 
 static lf_status term_reserve(seqcls_term *s, int B, int C, int K) {
@@ -177,6 +185,47 @@ static void head_rows(lf_model *m, const lf_param *W, int K, const float *x, flo
         }
 }
 
+/* The teacher's label logits on the student's rows (its own forward over the same inputs, its
+ * final norm and head at the same positions), then τ²·D(teacher ‖ student) per row (distill.h's
+ * kinds, from the double-precision reference: K is a handful of labels), mean over the rows with
+ * their row weights as the cross-entropy term has them. */
+static lf_status kd_forward(seqcls_term *s, const lf_batch *b, double *value) {
+    lf_model *tm = s->teacher->m;
+    const lf_config *tc = lf_model_config(tm);
+    int Ct = tc->d_model, K = s->h->K, N = s->N, T = b->T;
+    if (b->B > s->tcap) {
+        free(s->tx), free(s->txn), free(s->tmean), free(s->trstd), free(s->tlogits), free(s->dz);
+        s->tx = malloc(sizeof(float) * (size_t)b->B * Ct);
+        s->txn = malloc(sizeof(float) * (size_t)b->B * Ct);
+        s->tmean = malloc(sizeof(float) * b->B);
+        s->trstd = malloc(sizeof(float) * b->B);
+        s->tlogits = malloc(sizeof(float) * (size_t)b->B * K);
+        s->dz = malloc(sizeof(float) * (size_t)b->B * K);
+        s->tcap = 0;
+        if (!s->tx || !s->txn || !s->tmean || !s->trstd || !s->tlogits || !s->dz) return LF_ERR_NOMEM;
+        s->tcap = b->B;
+    }
+    s->value = 0;
+    *value = 0;
+    if (N == 0) return LF_OK;
+    lf_status st = lf_model_forward(tm, b->inputs, b->B, T, LF_LOGITS_NONE);
+    if (st) return st;
+    const float *hid = lf_model_hidden(tm, tc->n_layer); // (B,T,Ct)
+    for (int n = 0; n < N; n++) memcpy(s->tx + (size_t)n * Ct, hid + ((size_t)s->row[n] * T + s->pos[n]) * Ct, sizeof(float) * Ct);
+    head_rows(tm, s->teacher->w, K, s->tx, s->txn, s->tmean, s->trstd, s->tlogits, N);
+    double sum = 0, *g = malloc(sizeof(double) * (size_t)K);
+    if (!g) return LF_ERR_NOMEM;
+    for (int n = 0; n < N; n++) {
+        double rw = b->row_weight ? b->row_weight[s->row[n]] : 1.0;
+        sum += rw * lf_distill_row_ref(s->kind, s->logits + (size_t)n * K, s->tlogits + (size_t)n * K, K, s->tau, s->beta, g);
+        for (int k = 0; k < K; k++) s->dz[(size_t)n * K + k] = (float)(rw * g[k] / N);
+    }
+    free(g);
+    s->value = sum / N;
+    *value = s->value;
+    return LF_OK;
+}
+
 static lf_status term_forward(lf_loss_term *t, lf_model *m, const lf_batch *b, const float *logits, size_t rows, int V,
                               double *value) {
     (void)logits, (void)rows, (void)V;
@@ -205,6 +254,7 @@ static lf_status term_forward(lf_loss_term *t, lf_model *m, const lf_batch *b, c
         s->N++;
     }
     head_rows(m, h->w, K, s->x, s->xn, s->mean, s->rstd, s->logits, s->N);
+    if (s->teacher) return kd_forward(s, b, value);
     double sum = 0, wsum = 0;
     for (int n = 0; n < s->N; n++) {
         const float *z = s->logits + (size_t)n * K;
@@ -235,7 +285,9 @@ static lf_status term_backward_hidden(lf_loss_term *t, lf_model *m, const lf_bat
         free(dz), free(dxn), free(dx), free(scratch);
         return LF_ERR_NOMEM;
     }
-    for (int n = 0; n < N; n++) { /* d(mean CE)/dz = (softmax - onehot) · row weight / N */
+    for (int n = 0; n < N && s->teacher; n++) /* the divergence's gradient, from the forward */
+        for (int k = 0; k < K; k++) dz[(size_t)n * K + k] = scale * s->dz[(size_t)n * K + k];
+    for (int n = 0; n < N && !s->teacher; n++) { /* d(mean CE)/dz = (softmax - onehot) · row weight / N */
         const float *z = s->logits + (size_t)n * K;
         float mx = z[0];
         for (int k = 1; k < K; k++) mx = z[k] > mx ? z[k] : mx;
@@ -270,6 +322,7 @@ static void term_free(lf_loss_term *t) {
     seqcls_term *s = t->ctx;
     if (s) {
         free(s->row), free(s->pos), free(s->label), free(s->x), free(s->xn), free(s->mean), free(s->rstd), free(s->logits);
+        free(s->tx), free(s->txn), free(s->tmean), free(s->trstd), free(s->tlogits), free(s->dz);
         free(s);
     }
     free(t);
@@ -286,6 +339,28 @@ lf_loss_term *lf_seqcls_loss_new(lf_seqcls *h) {
     s->h = h;
     *t = (lf_loss_term){"seqcls_ce", 1.0f, LF_LOGITS_NONE, s, term_forward, NULL, term_backward_hidden, term_free};
     return t;
+}
+
+lf_loss_term *lf_seqcls_distill_new(lf_seqcls *student, lf_seqcls *teacher, lf_distill_kind kind, float temperature, float beta) {
+    if (!student || !teacher || student->K != teacher->K || temperature <= 0 || beta < 0 || beta > 1) {
+        lf_set_error("seqcls distill: heads of %d and %d labels, temperature %g, beta %g (need equal label counts, "
+                     "temperature > 0, beta in [0, 1])", student ? student->K : 0, teacher ? teacher->K : 0, temperature, beta);
+        return NULL;
+    }
+    lf_loss_term *t = lf_seqcls_loss_new(student);
+    if (!t) return NULL;
+    seqcls_term *s = t->ctx;
+    s->teacher = teacher;
+    s->kind = kind;
+    s->tau = temperature;
+    s->beta = beta;
+    t->name = "seqcls_distill";
+    return t;
+}
+
+const float *lf_seqcls_teacher_logits(const lf_loss_term *t) {
+    const seqcls_term *s = t->ctx;
+    return s->teacher ? s->tlogits : NULL;
 }
 
 const float *lf_seqcls_last_logits(const lf_loss_term *t, int *rows) {

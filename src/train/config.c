@@ -418,10 +418,10 @@ lf_status lf_train_config_check(const lf_train_config *c) {
         REQ(k >= 1 && k <= 4096 && !*end, "config: student_init must be every_k:K (K >= 1), got '%s'", c->student_init);
         REQ(c->teacher[0] && !c->init[0], "config: student_init builds the student from the teacher: it needs teacher and no init");
     }
-    REQ(!(c->teacher[0] || c->teacher_cache[0]) || !strcmp(c->task, "lm") || (!strcmp(c->head, "lm") && c->teacher[0] &&
+    REQ(!(c->teacher[0] || c->teacher_cache[0]) || !strcmp(c->task, "lm") || (c->teacher[0] &&
         !c->hidden_layers[0] && !c->student_init[0] && c->on_policy == 0),
-        "config: task = classify distils with head = lm (the teacher's distribution over the label tokens) and a teacher: "
-        "no teacher_cache, hidden_layers, student_init or on_policy");
+        "config: task = classify distils from a teacher (head = lm: its distribution over the label tokens; head = score: "
+        "its score head's): no teacher_cache, hidden_layers, student_init or on_policy");
     REQ(!(c->teacher[0] && c->teacher_cache[0]), "config: give teacher or teacher_cache, not both");
     REQ(!c->teacher_cache[0] || (!strcmp(c->loss, "kl") && !c->hidden_layers[0] && !c->student_init[0]),
         "config: a teacher cache holds top-k log-probabilities only: loss kl, no hidden_layers or student_init (those need the teacher)");
