@@ -29,7 +29,7 @@ def welch(v, base):
 
 
 def lm_table(prefix):
-    ms_ = [m for m in groups if m.startswith(prefix) and not m.startswith(("cls-", "ck-")) and (prefix or not m.startswith("news-"))]
+    ms_ = [m for m in groups if m.startswith(prefix) and not m.startswith(("cls-", "ck-", "cks-")) and (prefix or not m.startswith("news-"))]
     if not ms_:
         return
     teacher = groups.get(prefix + "teacher", [{}])[0].get("params")
@@ -68,11 +68,11 @@ if "cls-teacher" in groups:
         print(f"| {m} | {'–' if m == 'cls-teacher' else len(rs)} | {fmt(a)} | {fmt(f)} | {kept} | {ci} | "
               f"{rs[0]['params']:,} ({100 * rs[0]['params'] / t['params']:.0f} %) |")
 
-if "ck-teacher" in groups:
+def ck_table(pre, head):
     # phase clskjv: 2 x 2 (general student: CE or distilled) x (task: label loss or distilled), the
     # same fine-tuning seeds in every cell, so the differences are paired by seed
-    t = groups["ck-teacher"][0]
-    cells = [m for m in groups if m.startswith("ck-gen-")]
+    t = groups[pre + "-teacher"][0]
+    cells = [m for m in groups if m.startswith(pre + "-gen-")]
     by = {m: {r["seed"]: r for r in groups[m]} for m in cells}
 
     def paired(m, base):
@@ -81,26 +81,32 @@ if "ck-teacher" in groups:
             return ""
         d = [by[m][s]["accuracy"] - by[base][s]["accuracy"] for s in common]
         sd = statistics.stdev(d)
-        tt = statistics.mean(d) / (sd / math.sqrt(len(d))) if sd > 0 else float("inf")
+        tt = statistics.mean(d) / (sd / math.sqrt(len(d))) if sd > 1e-9 else float("inf")
         return f"{statistics.mean(d):+.3f} (paired t = {tt:.1f}, n = {len(d)})"
 
     fmt = lambda v: f"{v[0]:.3f}" if len(v) == 1 else f"{statistics.mean(v):.3f} ± {statistics.stdev(v):.3f}"
-    print("\n| general student | task training | seeds | test accuracy | macro-F1 | of the teacher's accuracy | runs at ≥ 95 % | vs the same general student, label loss only | parameters |")
+    print(f"\n{head}\n\n| general student | task training | seeds | test accuracy | macro-F1 | of the teacher's accuracy | runs at ≥ 95 % | vs the same general student, label loss only | parameters |")
     print("|---|---|---|---|---|---|---|---|---|")
     print(f"| teacher (fine-tuned KJV model) | {t['steps']} steps | – | {t['accuracy']:.3f} | {t['macro_f1']:.3f} | 100 % | | | {t['params']:,} |")
     for m in cells:
         rs = groups[m]
         a = [r["accuracy"] for r in rs]
         f = [r["macro_f1"] for r in rs]
-        gen, task = m[len("ck-gen-"):].split("-task-")
-        base = f"ck-gen-{gen}-task-ce"
+        gen, task = m[len(pre + "-gen-"):].split("-task-")
+        base = f"{pre}-gen-{gen}-task-ce"
         at = f" (alpha {rs[0]['alpha']}, tau {rs[0]['temperature']})" if task == "kd" else ""
         n95 = sum(x >= 0.95 * t["accuracy"] for x in a)
         print(f"| {'distilled (kl-hidden)' if gen == 'kd' else 'cross-entropy'} | {'distilled' + at if task == 'kd' else 'label loss'} | "
               f"{len(rs)} | {fmt(a)} | {fmt(f)} | {100 * statistics.mean(a) / t['accuracy']:.1f} % | {n95}/{len(a)} | "
               f"{'' if m == base else paired(m, base)} | {rs[0]['params']:,} ({100 * rs[0]['params'] / t['params']:.0f} %) |")
-    if "ck-gen-kd-task-kd" in by and "ck-gen-ce-task-ce" in by:
-        print(f"\nboth stages distilled against neither: {paired('ck-gen-kd-task-kd', 'ck-gen-ce-task-ce')}")
+    if pre + "-gen-kd-task-kd" in by and pre + "-gen-ce-task-ce" in by:
+        print(f"\nboth stages distilled against neither: {paired(pre + '-gen-kd-task-kd', pre + '-gen-ce-task-ce')}")
+
+
+if "ck-teacher" in groups:
+    ck_table("ck", "fortunes, head = lm (label scoring):")
+if "cks-teacher" in groups:
+    ck_table("cks", "fortunes, head = score (a score head on the last token):")
 
 if len(sys.argv) > 2 and os.path.exists(sys.argv[2]):
     cost = [json.loads(l) for l in open(sys.argv[2]) if l.strip()]

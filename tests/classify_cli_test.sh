@@ -54,6 +54,37 @@ check '[ $rc -ne 0 ] && grep -q "no score.weight" "$d/e.txt"' "--method head on 
 check '[ -f "$d/run/best/model.safetensors" ] && [ -f "$d/run/final/tokenizer.json" ] && grep -q GPT2ForSequenceClassification "$d/run/best/config.json"' "train task=classify wrote no best/ final/: $(cat "$d/t.txt")"
 "$lmforge" eval --task classify "$d/run/best" "$d/p" --method head --quiet --json "$d/h.json" >/dev/null
 check 'python3 -c "import json,sys; j=json.load(open(sys.argv[1])); assert j[\"examples\"]==30 and j[\"accuracy\"]>=0.9, j[\"accuracy\"]" "$d/h.json"' "the trained head is not accurate on an easy task: $(grep -o '"accuracy": [0-9.]*' "$d/h.json" | head -1)"
+# the classifier as GGUF (lmforge quantize keeps the head as cls.output.weight with its labels): f32
+# gives the float model's logits, q8_0 within a stated tolerance, through the same eval command
+"$lmforge" eval --task classify "$d/run/best" "$d/p" --method head --per-example --quiet --json "$d/hf.json" >/dev/null
+for t in f32 q8_0; do
+  "$lmforge" quantize "$d/run/best" --type $t --out "$d/cls_$t.gguf" > "$d/q_$t.txt" 2>&1
+  "$lmforge" eval --task classify "$d/cls_$t.gguf" "$d/p" --method head --per-example --quiet --json "$d/h_$t.json" >/dev/null 2>"$d/e_$t.txt"
+done
+check 'grep -q "classification head of 2 labels" "$d/q_q8_0.txt" && python3 - "$d/hf.json" "$d/h_f32.json" "$d/h_q8_0.json" <<PY
+import json, sys
+f, a, q = (json.load(open(p)) for p in sys.argv[1:])
+za, zf, zq = a["logits"], f["logits"], q["logits"]
+da = max(abs(x - y) for r, s in zip(za, zf) for x, y in zip(r, s))
+dq = max(abs(x - y) for r, s in zip(zq, zf) for x, y in zip(r, s))
+big = max(abs(x) for r in zf for x in r)
+agree = sum(x == y for x, y in zip(q["predictions"], f["predictions"])) / len(f["predictions"])
+print(f"gguf classifier: f32 max |dz| {da:.2e}, q8_0 max |dz| {dq:.3f} (logits up to {big:.2f}), q8_0 agrees on {agree:.0%}")
+assert a["predictions"] == f["predictions"] and da < 1e-4, da
+assert dq < 0.05 * big + 0.05 and agree >= 0.9, (dq, agree)
+PY' "the GGUF classifier does not reproduce the float one: $(cat "$d/e_f32.txt" "$d/q_q8_0.txt")"
+if /usr/bin/python3 -c "import gguf" 2>/dev/null; then
+  check '/usr/bin/python3 - "$d/cls_q8_0.gguf" <<PY
+import sys, gguf
+r = gguf.GGUFReader(sys.argv[1])
+t = [x for x in r.tensors if x.name == "cls.output.weight"][0]
+f = r.fields["gpt2.classifier.output_labels"]
+names = [bytes(f.parts[i]).decode() for i in f.data]
+assert t.shape[1] == 2 and t.tensor_type.name == "F32" and names == ["pos", "neg"], (t.shape, t.tensor_type, names)
+PY' "gguf-py does not read the classifier head and labels from the GGUF"
+else
+  echo "classify_cli_test: skipped the gguf-py check of the classifier GGUF (no gguf module for /usr/bin/python3)"
+fi
 # truncation_side: the folder says how training cut long texts, and eval cuts them the same way
 check 'grep -q "\"truncation_side\": \"right\"" "$d/run/best/config.json"' "best/config.json does not say truncation_side right (the default)"
 "$lmforge" eval --task classify "$d/run/best" "$d/p" --method head --max-tokens 4 --quiet --json "$d/h4r.json" >/dev/null

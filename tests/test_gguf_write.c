@@ -270,14 +270,39 @@ static void family(lf_arch arch) {
            "kept so on import\n", an, cr.d_ff, rep.fallbacks, arch == LF_ARCH_LLAMA ? " and the head" : " (the tied head)");
     lf_model_free(rag);
 
-    /* refusals: an extra tensor (a classification head), an unwritable type; no file, no temporary */
-    snprintf(pa, sizeof pa, "%s/%s_refused.gguf", dir, an);
+    /* a classification head (score.weight) goes as cls.output.weight in f32 with its labels, and
+     * comes back as score.weight, bit for bit; a label list of another length is refused */
+    snprintf(pa, sizeof pa, "%s/%s_cls.gguf", dir, an);
     lf_param *head;
     LF_ASSERT(lf_model_add_param(base, "score.weight", 3, c.d_model, LF_KIND_WEIGHT, LF_PARAM_TRAINABLE, &head) == LF_OK);
+    for (size_t i = 0; i < head->numel; i++) head->data[i] = lf_randn(31, 0, i);
+    static const char *const labs[] = {"x", "y", "z"};
     lf_gguf_save_opts o;
     lf_gguf_save_opts_default(&o, LF_QT_Q8_0);
+    o.labels = labs;
+    o.n_labels = 3;
+    o.truncation_side = "right";
     lf_status st = lf_gguf_save(base, NULL, pa, &o);
-    CHECK(st == LF_ERR_ARG && strstr(lf_last_error(), "score.weight") && strstr(lf_last_error(), "lora merge"),
+    CHECK(st == LF_OK, "%s: a classifier: %s", an, lf_last_error());
+    lf_model *mc = NULL;
+    if (!st && lf_model_load(&mc, pa) == LF_OK) {
+        lf_param *h2 = lf_model_find(mc, "score.weight");
+        CHECK(h2 && h2->numel == head->numel && !memcmp(h2->data, head->data, head->numel * sizeof(float)),
+              "%s: the classification head does not come back as score.weight, bit for bit", an);
+        lf_model_free(mc);
+    } else
+        CHECK(0, "%s: the classifier GGUF does not load: %s", an, lf_last_error());
+    snprintf(pa, sizeof pa, "%s/%s_refused.gguf", dir, an);
+    o.n_labels = 2;
+    st = lf_gguf_save(base, NULL, pa, &o);
+    CHECK(st == LF_ERR_ARG && strstr(lf_last_error(), "2 label names"), "%s: 2 labels for a 3-row head: status %d, '%s'", an, st,
+          lf_last_error());
+    LF_ASSERT(lf_model_remove_param(base, head) == LF_OK);
+    /* refusals: an extra tensor (an adapter), an unwritable type; no file, no temporary */
+    LF_ASSERT(lf_model_add_param(base, "lora.A", 3, c.d_model, LF_KIND_WEIGHT, LF_PARAM_TRAINABLE, &head) == LF_OK);
+    lf_gguf_save_opts_default(&o, LF_QT_Q8_0);
+    st = lf_gguf_save(base, NULL, pa, &o);
+    CHECK(st == LF_ERR_ARG && strstr(lf_last_error(), "lora.A") && strstr(lf_last_error(), "lora merge"),
           "%s: a model with an extra tensor: status %d, '%s'", an, st, lf_last_error());
     LF_ASSERT(lf_model_remove_param(base, head) == LF_OK);
     lf_gguf_save_opts_default(&o, LF_QT_Q6_K);

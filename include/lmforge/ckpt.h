@@ -114,8 +114,14 @@ int lf_is_gguf(const char *path); /* starts with the GGUF magic */
  * converter writes), version 3, data aligned to 32 bytes, atomic (temp file + fsync + rename).
  * Norms, biases and GPT-2's position embedding are always F32. A tensor already quantized in
  * memory is written as its bytes when its type is the one chosen, else dequantized and encoded
- * again. Models with extra tensors (LoRA adapters, classification heads) are refused: merge the
- * adapters first (lmforge lora merge). tok may be NULL (no tokenizer.ggml.* keys). */
+ * again. Models with extra tensors (LoRA adapters) are refused: merge the adapters first (lmforge
+ * lora merge). tok may be NULL (no tokenizer.ggml.* keys).
+ * A sequence-classification head (score.weight, src/tech/seqcls.c) is written under llama.cpp's
+ * name for a classifier's output projection, cls.output.weight (F32, ne = [d_model, labels]),
+ * with the label names in {arch}.classifier.output_labels and the truncation side in
+ * lmforge.classifier.truncation_side; lf_gguf_load_model reads it back as score.weight. llama.cpp
+ * defines cls.output for its BERT and Qwen3 families only: its llama and gpt2 loaders count the
+ * tensor as unexpected and refuse such a file. */
 #include "lmforge/quant.h"
 typedef struct {
     int count[32];        /* tensors written per ggml type id */
@@ -131,6 +137,9 @@ typedef struct {
     lf_qtype embed;    /* token embedding and untied output head */
     const char *name;  /* general.name (NULL: "lmforge") */
     const char *chat_template; /* tokenizer.chat_template (Jinja text, as transformers keeps it), or NULL */
+    const char *const *labels; /* a classifier's label names (n_labels of them, = score.weight's rows), or NULL */
+    int n_labels;
+    const char *truncation_side; /* a classifier's: "right" or "left", or NULL */
     lf_gguf_save_report *report; /* filled when not NULL */
 } lf_gguf_save_opts;
 /* type as given; fallback Q4_1; embed: type for F32/F16/BF16/Q8_0, else Q8_0 (see gguf_write.c) */

@@ -621,6 +621,30 @@ static int keepable(const lf_param *prm, const char *gname, const lf_gguf_tensor
     return prm->kind == LF_KIND_WEIGHT;
 }
 
+/* A sequence-classification head (gguf_write.c writes score.weight as llama.cpp's cls.output.weight,
+ * ne = [d_model, labels], its label names in {arch}.classifier.output_labels): added to the model
+ * as score.weight for src/tech/seqcls.c, in float32. */
+static lf_status load_cls_head(lf_model *m, const lf_gguf *g, const lf_config *cfg) {
+    const lf_gguf_tensor *t = lf_gguf_find_tensor(g, "cls.output.weight");
+    if (!t) return LF_OK;
+    if (t->ndim != 2 || t->ne[0] != cfg->d_model || t->ne[1] < 1 || t->ne[1] > 1000000) {
+        lf_set_error("%s: tensor 'cls.output.weight' has shape [%lld, %lld] (%d dims); a classification head is "
+                     "[%d, labels]", g->path, (long long)t->ne[0], (long long)(t->ndim > 1 ? t->ne[1] : 1), t->ndim, cfg->d_model);
+        return LF_ERR_FORMAT;
+    }
+    char key[96];
+    snprintf(key, sizeof key, "%s.classifier.output_labels", cfg->arch == LF_ARCH_LLAMA ? "llama" : "gpt2");
+    const lf_gguf_kv *kv = lf_gguf_find_kv(g, key);
+    if (kv && (kv->type != GV_ARR || kv->arr_type != GV_STR || kv->n != (uint64_t)t->ne[1])) {
+        lf_set_error("%s: '%s' lists %llu labels for a classification head of %lld (or is not an array of strings)", g->path,
+                     key, (unsigned long long)kv->n, (long long)t->ne[1]);
+        return LF_ERR_FORMAT;
+    }
+    lf_param *w;
+    lf_status st = lf_model_add_param(m, "score.weight", t->ne[1], cfg->d_model, LF_KIND_WEIGHT, LF_PARAM_TRAINABLE | LF_PARAM_DECAY, &w);
+    return st ? st : lf_gguf_dequantize(g, t, w->data);
+}
+
 lf_status lf_gguf_load_model(lf_model **out, const lf_gguf *g) { return lf_gguf_load_model_with(out, g, NULL); }
 
 lf_status lf_gguf_load_model_with(lf_model **out, const lf_gguf *g, const lf_gguf_load_opts *o) {
@@ -688,6 +712,7 @@ lf_status lf_gguf_load_model_with(lf_model **out, const lf_gguf *g, const lf_ggu
                 free(tmp);
             }
         }
+    if (!st) st = load_cls_head(m, g, &cfg);
     if (!st) st = lf_model_check_finite(m, g->path);
     if (st) {
         lf_model_free(m);

@@ -141,7 +141,7 @@ static int fits(lf_qtype t, int64_t cols) {
 }
 
 static lf_qtype choose(const lf_gguf_save_opts *o, const tensor_plan *tp, lf_gguf_save_report *rep) {
-    if (tp->p->ndim == 1 || !strcmp(tp->name, "position_embd.weight")) return LF_QT_F32;
+    if (tp->p->ndim == 1 || !strcmp(tp->name, "position_embd.weight") || !strcmp(tp->name, "cls.output.weight")) return LF_QT_F32;
     int emb = !strcmp(tp->name, "token_embd.weight") || !strcmp(tp->name, "output.weight");
     lf_qtype want = emb ? o->embed : o->type;
     if (fits(want, tp->cols)) return want;
@@ -206,6 +206,18 @@ static void put_metadata(buf *b, const lf_config *c, const lf_tokenizer *tok, co
         if (!v->pre) kv_bool(b, "tokenizer.ggml.add_space_prefix", v->add_space_prefix);
     }
     if (o->chat_template) kv_str(b, "tokenizer.chat_template", o->chat_template);
+    if (o->labels && o->n_labels > 0) {
+        size_t *len = malloc(sizeof(size_t) * (size_t)o->n_labels);
+        if (!len) {
+            b->oom = 1;
+            return;
+        }
+        for (int i = 0; i < o->n_labels; i++) len[i] = strlen(o->labels[i]);
+        snprintf(k, sizeof k, "%s.classifier.output_labels", arch);
+        kv_strs(b, k, o->labels, len, (size_t)o->n_labels);
+        free(len);
+    }
+    if (o->truncation_side) kv_str(b, "lmforge.classifier.truncation_side", o->truncation_side);
 }
 
 /* The plan: names, types, shapes and offsets; refuses what llama.cpp could not load. */
@@ -219,15 +231,17 @@ static lf_status plan_tensors(writer *w, const lf_gguf_save_opts *o, const char 
     *quantized = 0;
     for (int i = 0; i < lf_model_num_params(m); i++) {
         lf_param *p = lf_model_param(m, i);
-        if ((p->flags & LF_PARAM_EXTRA) || p->adapters) {
-            lf_set_error("%s: the model has '%s', which is not part of the %s architecture (a LoRA adapter or a "
-                         "classification head): merge adapters into the weights first (lmforge lora merge BASE "
+        int head = (p->flags & LF_PARAM_EXTRA) && !strcmp(p->name, "score.weight") && p->ndim == 2 && p->shape[1] == c->d_model;
+        if (((p->flags & LF_PARAM_EXTRA) && !head) || p->adapters) {
+            lf_set_error("%s: the model has '%s', which is not part of the %s architecture (a LoRA adapter, say): "
+                         "merge adapters into the weights first (lmforge lora merge BASE "
                          "ADAPTER OUT) and export that", path, p->name, c->arch == LF_ARCH_LLAMA ? "llama" : "gpt2");
             return LF_ERR_ARG;
         }
         tensor_plan *tp = &w->t[w->n];
         tp->p = p;
-        if (lf_gguf_name(c, p->name, tp->name, sizeof tp->name, &tp->perm) != 0) {
+        if (head) snprintf(tp->name, sizeof tp->name, "cls.output.weight"); /* a handful of rows: F32 (choose) */
+        else if (lf_gguf_name(c, p->name, tp->name, sizeof tp->name, &tp->perm) != 0) {
             lf_set_error("%s: parameter '%s' has no GGUF name", path, p->name);
             return LF_ERR_ARG;
         }
@@ -340,6 +354,11 @@ lf_status lf_gguf_save(const lf_model *m, const lf_tokenizer *tok, const char *p
     buf infos = {0};
     int quantized = 0;
     lf_status st = plan_tensors(&w, o, path, &quantized);
+    for (int i = 0; !st && i < w.n; i++)
+        if (!strcmp(w.t[i].name, "cls.output.weight") && o->labels && o->n_labels != w.t[i].rows) {
+            lf_set_error("%s: %d label names for a classification head of %lld rows", path, o->n_labels, (long long)w.t[i].rows);
+            st = LF_ERR_ARG;
+        }
     if (!st && tok && (st = lf_tokenizer_to_gguf(tok, c->vocab_size, &v))) {
         char msg[1200];
         snprintf(msg, sizeof msg, "%s: %s", path, lf_last_error());

@@ -357,6 +357,7 @@ int cmd_eval_classify(int argc, char **argv) {
     }
     lf_model_set_forward_only(m, 1);
     int *pred = NULL;
+    float *head_logits = NULL; // (n,K) with --per-example and --method head
     lf_cls_scores sc = {0};
     double seconds = 0;
     lf_progress pg;
@@ -391,7 +392,8 @@ int cmd_eval_classify(int argc, char **argv) {
         pred = malloc(sizeof(int) * d.n);
         if (!st && !pred) st = LF_ERR_NOMEM;
         double t0 = lf_now();
-        if (!st) st = lf_seqcls_predict(h, t, (const char *const *)d.text, d.n, max_tokens, B, pred, NULL);
+        if (!st && per_example && !(head_logits = malloc(sizeof(float) * d.n * (size_t)d.K))) st = LF_ERR_NOMEM;
+        if (!st) st = lf_seqcls_predict(h, t, (const char *const *)d.text, d.n, max_tokens, B, pred, head_logits);
         seconds = lf_now() - t0;
         lf_seqcls_free(h);
     } else {
@@ -460,6 +462,17 @@ int cmd_eval_classify(int argc, char **argv) {
             json_object_set_new(o, "labels", lab);
             json_object_set_new(o, "method", json_string(method));
             if (head) json_object_set_new(o, "truncation_side", json_string(keep_end ? "left" : "right"));
+            if (head && head_logits) { /* every label's logit and the prediction, per example */
+                json_t *lg = json_array(), *pp = json_array();
+                for (size_t i = 0; i < d.n; i++) {
+                    json_t *row = json_array();
+                    for (int k = 0; k < d.K; k++) json_array_append_new(row, json_real(head_logits[i * d.K + k]));
+                    json_array_append_new(lg, row);
+                    json_array_append_new(pp, json_integer(pred[i]));
+                }
+                json_object_set_new(o, "logits", lg);
+                json_object_set_new(o, "predictions", pp);
+            }
             json_object_set_new(o, "bootstrap_resamples", json_integer(resamples));
             json_object_set_new(o, "seconds", json_real(seconds));
             if (!head) {
@@ -492,6 +505,7 @@ int cmd_eval_classify(int argc, char **argv) {
     }
     lf_cls_metrics_free(&r);
     if (head) free(pred);
+    free(head_logits);
     lf_cls_scores_free(&sc);
     lf_tokenizer_free(t);
     lf_model_free(m);

@@ -5,6 +5,7 @@
 #include "cli.h"
 #include "lmforge/ckpt.h"
 #include "lmforge/quant.h"
+#include "lmforge/seqcls.h"
 #include "lmforge/tokenizer.h"
 
 #include <jansson.h>
@@ -102,6 +103,38 @@ int cmd_quantize(int argc, char **argv) {
         name = nb;
     }
     o.name = name;
+    /* a classifier (a folder with a score.weight head, or a GGUF one): the head goes along with its
+     * label names and truncation side (src/ckpt/gguf_write.c) */
+    lf_seqcls *h = NULL;
+    const char **labels = NULL;
+    char *st_path = NULL;
+    if (lf_is_dir(model)) {
+        size_t l = strlen(model) + 32;
+        st_path = malloc(l);
+        if (st_path) snprintf(st_path, l, "%s/model.safetensors", model);
+    }
+    int is_cls = lf_model_find(m, "score.weight") != NULL;
+    if (!is_cls && st_path && lf_path_exists(st_path)) {
+        lf_st *sf;
+        if (lf_st_open(&sf, st_path) == LF_OK) {
+            is_cls = lf_st_find(sf, "score.weight") >= 0;
+            lf_st_close(sf);
+        }
+    }
+    free(st_path);
+    if (is_cls && lf_seqcls_attach(&h, m, 0, model, 0)) {
+        free(chat);
+        lf_tokenizer_free(tok);
+        lf_model_free(m);
+        return cli_fail("quantize");
+    }
+    if (h) {
+        int K = lf_seqcls_num_labels(h);
+        labels = calloc((size_t)K, sizeof *labels);
+        for (int k = 0; labels && k < K && lf_seqcls_label_name(h, 0); k++) labels[k] = lf_seqcls_label_name(h, k);
+        if (labels && labels[0]) o.labels = labels, o.n_labels = K;
+        o.truncation_side = lf_seqcls_keep_end(h) ? "left" : "right";
+    }
     lf_gguf_save_report rep;
     o.report = &rep;
     int rc = 0;
@@ -121,8 +154,11 @@ int cmd_quantize(int argc, char **argv) {
                rep.bytes_after ? (double)rep.bytes_before / (double)rep.bytes_after : 0.0, file, rep.fallbacks,
                rep.fallbacks == 1 ? "" : "s");
         if (rep.requantized) printf("; %d re-encoded from another quantized type", rep.requantized);
+        if (h) printf("; classification head of %d labels (cls.output.weight, f32)", lf_seqcls_num_labels(h));
         printf("%s\n", tok ? "" : "; no tokenizer");
     }
+    free(labels);
+    lf_seqcls_free(h);
     free(chat);
     lf_tokenizer_free(tok);
     lf_model_free(m);
@@ -133,7 +169,10 @@ help:
            "  MODEL         a Hugging Face folder, a .gguf file or a llama2.c .bin (tokenizer from beside it)\n"
            "  --type        linear weights (attention, MLP; norms, biases and positions stay f32)\n"
            "  --fallback    for rows that are not whole blocks of --type (q4_k needs 256; default q4_1, then f16)\n"
-           "  --embeddings  token embedding and an untied output head (default: --type for f32/f16/bf16/q8_0, else q8_0)\n");
+           "  --embeddings  token embedding and an untied output head (default: --type for f32/f16/bf16/q8_0, else q8_0)\n"
+           "A classifier (a folder with a score.weight head, from lmforge train task=classify head=score) keeps its head\n"
+           "in f32 as cls.output.weight with its label names: lmforge eval --task classify --method head reads it; llama.cpp\n"
+           "defines that tensor for its BERT and Qwen3 families only and refuses it in a llama or gpt2 file.\n");
     return 0;
 usage:
     fprintf(stderr, "usage: lmforge quantize MODEL --type f32|f16|bf16|q8_0|q4_0|q4_1|q4_k --out OUT.gguf [--fallback TYPE]\n"

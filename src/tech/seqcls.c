@@ -59,6 +59,31 @@ static void read_label_names(lf_seqcls *h, const char *dir) {
     json_decref(j);
 }
 
+/* a GGUF classifier (gguf_write.c): label names from {arch}.classifier.output_labels, the cut from
+ * lmforge.classifier.truncation_side; the head itself the loader already added as score.weight */
+static void read_gguf_meta(lf_seqcls *h, const char *path) {
+    lf_gguf *g;
+    if (lf_gguf_open(&g, path) != LF_OK) return;
+    char key[96];
+    snprintf(key, sizeof key, "%s.classifier.output_labels", lf_model_config(h->m)->arch == LF_ARCH_LLAMA ? "llama" : "gpt2");
+    const lf_gguf_kv *kv = lf_gguf_find_kv(g, key);
+    if (kv && kv->type == 9 /* array */ && kv->arr_type == 8 /* of strings */ && kv->n == (uint64_t)h->K && (h->names = calloc((size_t)h->K, sizeof(char *)))) {
+        const uint8_t *p = kv->val + 12; /* array: element type, count, then (u64 length, bytes) per string */
+        for (int k = 0; k < h->K; k++) {
+            uint64_t l;
+            memcpy(&l, p, 8);
+            h->names[k] = strndup((const char *)p + 8, (size_t)l);
+            p += 8 + l;
+        }
+    }
+    size_t n = 0;
+    const char *side = lf_gguf_get_str(g, "lmforge.classifier.truncation_side", &n);
+    char sb[8] = "";
+    if (side && n < sizeof sb) memcpy(sb, side, n), sb[n] = 0;
+    read_side(h, sb);
+    lf_gguf_close(g);
+}
+
 lf_status lf_seqcls_attach(lf_seqcls **out, lf_model *m, int num_labels, const char *dir, uint64_t seed) {
     *out = NULL;
     const lf_config *c = lf_model_config(m);
@@ -103,6 +128,7 @@ lf_status lf_seqcls_attach(lf_seqcls **out, lf_model *m, int num_labels, const c
         }
         h->K = (int)w->shape[0];
         h->trained = 1;
+        if (!st && dir && lf_is_gguf(dir)) read_gguf_meta(h, dir);
     } else if (num_labels < 1 || num_labels > 1000000) {
         lf_set_error("seqcls: %d labels (a head needs 1..1000000, or a score.weight in %s)", num_labels, dir ? dir : "the model");
         st = LF_ERR_ARG;
