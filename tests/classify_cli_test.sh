@@ -54,6 +54,13 @@ check '[ $rc -ne 0 ] && grep -q "no score.weight" "$d/e.txt"' "--method head on 
 check '[ -f "$d/run/best/model.safetensors" ] && [ -f "$d/run/final/tokenizer.json" ] && grep -q GPT2ForSequenceClassification "$d/run/best/config.json"' "train task=classify wrote no best/ final/: $(cat "$d/t.txt")"
 "$lmforge" eval --task classify "$d/run/best" "$d/p" --method head --quiet --json "$d/h.json" >/dev/null
 check 'python3 -c "import json,sys; j=json.load(open(sys.argv[1])); assert j[\"examples\"]==30 and j[\"accuracy\"]>=0.9, j[\"accuracy\"]" "$d/h.json"' "the trained head is not accurate on an easy task: $(grep -o '"accuracy": [0-9.]*' "$d/h.json" | head -1)"
+# a head answers in its id2label order, mapped onto the data's labels by name: --labels in another
+# order gives the same accuracy; labels the head does not have are refused
+"$lmforge" eval --task classify "$d/run/best" "$d/p" --method head --labels neg,pos --quiet --json "$d/hrev.json" >/dev/null
+check 'python3 -c "import json,sys; a,b=(json.load(open(p)) for p in sys.argv[1:]); assert a[\"accuracy\"]==b[\"accuracy\"], (a[\"accuracy\"], b[\"accuracy\"])" "$d/h.json" "$d/hrev.json"' "--labels in another order changes a head's accuracy"
+printf '{"text": "a fine film", "label": "good"}\n{"text": "a dull film", "label": "bad"}\n' > "$d/other.jsonl"
+"$lmforge" eval --task classify "$d/run/best" "$d/other.jsonl" --method head >/dev/null 2>"$d/e.txt"; rc=$?
+check '[ $rc -ne 0 ] && grep -q "is not one of" "$d/e.txt"' "a head evaluated on labels it does not have is not refused: $(cat "$d/e.txt")"
 # the classifier as GGUF (lmforge quantize keeps the head as cls.output.weight with its labels): f32
 # gives the float model's logits, q8_0 within a stated tolerance, through the same eval command
 "$lmforge" eval --task classify "$d/run/best" "$d/p" --method head --per-example --quiet --json "$d/hf.json" >/dev/null

@@ -395,6 +395,31 @@ int cmd_eval_classify(int argc, char **argv) {
         if (!st && per_example && !(head_logits = malloc(sizeof(float) * d.n * (size_t)d.K))) st = LF_ERR_NOMEM;
         if (!st) st = lf_seqcls_predict(h, t, (const char *const *)d.text, d.n, max_tokens, B, pred, head_logits);
         seconds = lf_now() - t0;
+        /* a head that names its labels (id2label, a GGUF's output_labels) answers in its own order:
+         * map it onto the data's by name, so --labels or a data set's order cannot scramble it */
+        int *perm = !st && lf_seqcls_label_name(h, 0) ? malloc(sizeof(int) * (size_t)d.K) : NULL;
+        for (int k = 0; perm && k < d.K && !st; k++) {
+            perm[k] = -1;
+            for (int j = 0; j < d.K; j++)
+                if (!strcmp(lf_seqcls_label_name(h, k), d.label[j])) perm[k] = j;
+            if (perm[k] < 0) {
+                lf_set_error("%s: the head's label '%s' is not one of the data's (--labels, or a head for another label set)",
+                             model, lf_seqcls_label_name(h, k));
+                st = LF_ERR_ARG;
+            }
+        }
+        float *z = perm && head_logits ? malloc(sizeof(float) * (size_t)d.K) : NULL;
+        if (perm && head_logits && !z && !st) st = LF_ERR_NOMEM;
+        for (size_t i = 0; perm && !st && i < d.n; i++) {
+            pred[i] = perm[pred[i]];
+            if (z) {
+                float *row = head_logits + i * (size_t)d.K;
+                for (int k = 0; k < d.K; k++) z[perm[k]] = row[k];
+                memcpy(row, z, sizeof(float) * (size_t)d.K);
+            }
+        }
+        free(z);
+        free(perm);
         lf_seqcls_free(h);
     } else {
         lf_cls_score_opts o = {prompt, answer, max_tokens, B, on_progress, &pg};
