@@ -929,7 +929,7 @@ out:
     return rc;
 }
 
-/* lmforge with no arguments: the default recipe (the main job, about 9 minutes on 2 cores;
+/* lmforge with no arguments: the default recipe (the main job, 9-13 minutes on 2 cores;
  * 'lmforge run default --quick' is its 2-minute variant); without a recipes/ folder to be found
  * (an installed binary alone), quickstart */
 int cmd_default(int argc, char **argv) {
