@@ -50,6 +50,28 @@ static void fill_rows(lf_batch *b, const int *len, const int *label, int pad, ui
         }
 }
 
+/* three rows of lengths 7, 4, 1 (labels 2, 0, 1), the second weighted 2 */
+static void std_rows(lf_batch *b) {
+    LF_ASSERT(lf_batch_alloc(b, 3, 7) == LF_OK);
+    int len[3] = {7, 4, 1}, lab[3] = {2, 0, 1};
+    fill_rows(b, len, lab, 28, 5, 29);
+    b->row_weight[1] = 2.0f;
+}
+
+/* every parameter with a gradient against finite differences of the objective */
+static void fd_params(const char *what, obj_ctx *c) {
+    for (int i = 0; i < lf_model_num_params(c->m); i++) {
+        lf_param *p = lf_model_param(c->m, i);
+        if (!p->grad) continue;
+        float *g = tu_alloc(p->numel);
+        memcpy(g, p->grad, p->numel * sizeof(float));
+        char w[300];
+        snprintf(w, sizeof w, "%s: %s", what, p->name);
+        tu_fd_check(w, p->data, g, p->numel, objective, c, 3e-3f, 3e-4, 3e-2, 12);
+        free(g);
+    }
+}
+
 static void fd_head(lf_arch arch) {
     const char *an = arch == LF_ARCH_GPT2 ? "gpt2" : "llama";
     lf_config cfg = cfg_small(arch);
@@ -71,10 +93,8 @@ static void fd_head(lf_arch arch) {
     LF_ASSERT(lf_model_add_adapter(m, W, A, B, 0.8f, 0.0f, NULL) == LF_OK);
     lf_model_set_training(m, 0, 0);
     lf_batch b;
-    LF_ASSERT(lf_batch_alloc(&b, 3, 7) == LF_OK);
-    int len[3] = {7, 4, 1}, lab[3] = {2, 0, 1};
-    fill_rows(&b, len, lab, 28, 5, 29);
-    b.row_weight[1] = 2.0f;
+    std_rows(&b);
+    int len[3] = {7, 4, 1};
     lf_loss_term *t = lf_seqcls_loss_new(h);
     obj_ctx c = {m, t, &b};
     LF_ASSERT(lf_model_alloc_grads(m) == LF_OK);
@@ -82,16 +102,9 @@ static void fd_head(lf_arch arch) {
     double v = objective(&c);
     CHECK(isfinite(v) && v > 0, "%s: loss %g", an, v);
     CHECK(lf_loss_backward(m, &t, 1, &b, 1.0f) == LF_OK, "%s: backward: %s", an, lf_last_error());
-    for (int i = 0; i < lf_model_num_params(m); i++) {
-        lf_param *p = lf_model_param(m, i);
-        if (!p->grad) continue;
-        float *g = tu_alloc(p->numel);
-        memcpy(g, p->grad, p->numel * sizeof(float));
-        char what[300];
-        snprintf(what, sizeof what, "%s seqcls head loss: %s", an, p->name);
-        tu_fd_check(what, p->data, g, p->numel, objective, &c, 3e-3f, 3e-4, 3e-2, 12);
-        free(g);
-    }
+    char what[100];
+    snprintf(what, sizeof what, "%s seqcls head loss", an);
+    fd_params(what, &c);
     /* padding after the read token changes nothing: the same rows with other pads give the same loss */
     double v1 = objective(&c);
     for (int r = 0; r < 3; r++)
@@ -132,10 +145,7 @@ static void fd_distill(lf_arch arch, lf_distill_kind kind) {
     lf_model_set_training(m, 0, 0);
     lf_model_set_training(tm, 0, 0);
     lf_batch b;
-    LF_ASSERT(lf_batch_alloc(&b, 3, 7) == LF_OK);
-    int len[3] = {7, 4, 1}, lab[3] = {2, 0, 1};
-    fill_rows(&b, len, lab, 28, 5, 29);
-    b.row_weight[1] = 2.0f;
+    std_rows(&b);
     const float tau = 2.0f, beta = 0.3f;
     lf_loss_term *t = lf_seqcls_distill_new(h, th, kind, tau, beta);
     CHECK(t != NULL, "%s %s: distill term: %s", an, kn[kind], lf_last_error());
@@ -163,16 +173,9 @@ static void fd_distill(lf_arch arch, lf_distill_kind kind) {
     CHECK(d < 1e-5, "%s %s: the term's teacher logits are %.3g from the teacher head's own", an, kn[kind], d);
     lf_loss_free(tce);
     CHECK(lf_loss_backward(m, &t, 1, &b, 1.0f) == LF_OK, "%s %s: backward: %s", an, kn[kind], lf_last_error());
-    for (int i = 0; i < lf_model_num_params(m); i++) {
-        lf_param *p = lf_model_param(m, i);
-        if (!p->grad) continue;
-        float *g = tu_alloc(p->numel);
-        memcpy(g, p->grad, p->numel * sizeof(float));
-        char what[300];
-        snprintf(what, sizeof what, "%s seqcls distill (%s): %s", an, kn[kind], p->name);
-        tu_fd_check(what, p->data, g, p->numel, objective, &c, 3e-3f, 3e-4, 3e-2, 12);
-        free(g);
-    }
+    char what[100];
+    snprintf(what, sizeof what, "%s seqcls distill (%s)", an, kn[kind]);
+    fd_params(what, &c);
     CHECK(lf_seqcls_weight(th)->grad == NULL, "%s %s: the teacher's head has a gradient buffer", an, kn[kind]);
     CHECK(lf_seqcls_distill_new(h, NULL, kind, tau, beta) == NULL && lf_seqcls_distill_new(h, th, kind, 0.0f, beta) == NULL,
           "%s: a distill term without a teacher, or at temperature 0, was made", an);

@@ -67,7 +67,8 @@ static void read_gguf_meta(lf_seqcls *h, const char *path) {
     char key[96];
     snprintf(key, sizeof key, "%s.classifier.output_labels", lf_model_config(h->m)->arch == LF_ARCH_LLAMA ? "llama" : "gpt2");
     const lf_gguf_kv *kv = lf_gguf_find_kv(g, key);
-    if (kv && kv->type == 9 /* array */ && kv->arr_type == 8 /* of strings */ && kv->n == (uint64_t)h->K && (h->names = calloc((size_t)h->K, sizeof(char *)))) {
+    if (kv && kv->type == 9 /* array */ && kv->arr_type == 8 /* of strings */ && kv->n == (uint64_t)h->K &&
+        (h->names = calloc((size_t)h->K, sizeof(char *)))) {
         const uint8_t *p = kv->val + 12; /* array: element type, count, then (u64 length, bytes) per string */
         for (int k = 0; k < h->K; k++) {
             uint64_t l;
