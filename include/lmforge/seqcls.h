@@ -22,6 +22,8 @@ typedef struct lf_seqcls lf_seqcls;
  * initializer_range). num_labels 0: whatever the file has. Trainable. */
 lf_status lf_seqcls_attach(lf_seqcls **out, lf_model *m, int num_labels, const char *dir, uint64_t seed);
 void lf_seqcls_free(lf_seqcls *h); /* the tensor stays in the model */
+/* 1 when m already holds score.weight (a GGUF classifier) or dir (may be NULL) has one to attach */
+int lf_seqcls_has_head(const lf_model *m, const char *dir);
 int lf_seqcls_num_labels(const lf_seqcls *h);
 int lf_seqcls_trained(const lf_seqcls *h); /* 1: the weights came from a file */
 lf_param *lf_seqcls_weight(lf_seqcls *h);

@@ -107,34 +107,18 @@ int cmd_quantize(int argc, char **argv) {
      * label names and truncation side (src/ckpt/gguf_write.c) */
     lf_seqcls *h = NULL;
     const char **labels = NULL;
-    char *st_path = NULL;
-    if (lf_is_dir(model)) {
-        size_t l = strlen(model) + 32;
-        st_path = malloc(l);
-        if (st_path) snprintf(st_path, l, "%s/model.safetensors", model);
-    }
-    int is_cls = lf_model_find(m, "score.weight") != NULL;
-    if (!is_cls && st_path && lf_path_exists(st_path)) {
-        lf_st *sf;
-        if (lf_st_open(&sf, st_path) == LF_OK) {
-            is_cls = lf_st_find(sf, "score.weight") >= 0;
-            lf_st_close(sf);
-        }
-    }
-    free(st_path);
-    if (is_cls && lf_seqcls_attach(&h, m, 0, model, 0)) {
+    if (lf_seqcls_has_head(m, lf_is_dir(model) ? model : NULL) && lf_seqcls_attach(&h, m, 0, model, 0)) {
         free(chat);
         lf_tokenizer_free(tok);
         lf_model_free(m);
         return cli_fail("quantize");
     }
-    if (h) {
-        int K = lf_seqcls_num_labels(h);
-        labels = calloc((size_t)K, sizeof *labels);
-        for (int k = 0; labels && k < K && lf_seqcls_label_name(h, 0); k++) labels[k] = lf_seqcls_label_name(h, k);
-        if (labels && labels[0]) o.labels = labels, o.n_labels = K;
-        o.truncation_side = lf_seqcls_keep_end(h) ? "left" : "right";
+    if (h && lf_seqcls_label_name(h, 0) && (labels = calloc((size_t)lf_seqcls_num_labels(h), sizeof *labels))) {
+        for (int k = 0; k < lf_seqcls_num_labels(h); k++) labels[k] = lf_seqcls_label_name(h, k);
+        o.labels = labels;
+        o.n_labels = lf_seqcls_num_labels(h);
     }
+    if (h) o.truncation_side = lf_seqcls_keep_end(h) ? "left" : "right";
     lf_gguf_save_report rep;
     o.report = &rep;
     int rc = 0;

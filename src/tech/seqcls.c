@@ -85,6 +85,31 @@ static void read_gguf_meta(lf_seqcls *h, const char *path) {
     lf_gguf_close(g);
 }
 
+/* dir's score.weight: a fine-tuned model's folder, or a LoRA adapter's (its head beside the
+ * adapter). Its index in *sf (path names the file), or -1 with *sf NULL. */
+static int head_file(const char *dir, lf_st **sf, char *path, size_t cap) {
+    static const char *const files[] = {"model.safetensors", "score.safetensors"};
+    *sf = NULL;
+    for (int f = 0; f < 2; f++) {
+        snprintf(path, cap, "%s/%s", dir, files[f]);
+        int idx = lf_path_exists(path) && lf_st_open(sf, path) == LF_OK ? lf_st_find(*sf, "score.weight") : -1;
+        if (idx >= 0) return idx;
+        lf_st_close(*sf);
+        *sf = NULL;
+    }
+    return -1;
+}
+
+int lf_seqcls_has_head(const lf_model *m, const char *dir) {
+    if (lf_model_find((lf_model *)m, "score.weight")) return 1;
+    if (!dir || !lf_is_dir(dir)) return 0;
+    lf_st *sf;
+    char path[4200];
+    int idx = head_file(dir, &sf, path, sizeof path);
+    lf_st_close(sf);
+    return idx >= 0;
+}
+
 lf_status lf_seqcls_attach(lf_seqcls **out, lf_model *m, int num_labels, const char *dir, uint64_t seed) {
     *out = NULL;
     const lf_config *c = lf_model_config(m);
@@ -94,18 +119,8 @@ lf_status lf_seqcls_attach(lf_seqcls **out, lf_model *m, int num_labels, const c
     lf_status st = LF_OK;
     lf_param *w = lf_model_find(m, "score.weight");
     lf_st *sf = NULL;
-    int idx = -1;
     char path[4200];
-    if (!w && dir) {
-        /* a fine-tuned model's folder, or a LoRA adapter's (its head beside the adapter) */
-        static const char *const files[] = {"model.safetensors", "score.safetensors"};
-        for (int f = 0; f < 2 && idx < 0; f++) {
-            lf_st_close(sf);
-            sf = NULL;
-            snprintf(path, sizeof path, "%s/%s", dir, files[f]);
-            if (lf_path_exists(path) && lf_st_open(&sf, path) == LF_OK) idx = lf_st_find(sf, "score.weight");
-        }
-    }
+    int idx = !w && dir ? head_file(dir, &sf, path, sizeof path) : -1;
     if (idx >= 0) { /* a trained head: the file is untrusted, check its shape before allocating */
         const int64_t *s = lf_st_shape(sf, idx);
         if (lf_st_ndim(sf, idx) != 2 || s[1] != c->d_model || s[0] < 1 || s[0] > 1000000 ||
